@@ -1,0 +1,86 @@
+/* todoctl — command-line tool over libtodoevents. */
+#include "todoctl.h"
+
+#include <todoevents/todoevents.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: todoctl <command> [args]\n"
+            "\n"
+            "commands:\n"
+            "  event validate [FILE|-]      check one structured-mode CloudEvent (JSON)\n"
+            "  recur --rule RRULE --start RFC3339 --tz ZONE [--after RFC3339] [--count N]\n"
+            "                               print occurrences of a recurrence rule\n"
+            "  version                      print the library version\n"
+            "  help                         this text\n"
+            "\n"
+            "exit status: 0 ok, 1 invalid input, 2 usage or unreadable input\n");
+}
+
+char *todoctl_read_input(const char *path, size_t *len) {
+    FILE *f = stdin;
+    if (path && strcmp(path, "-") != 0) {
+        f = fopen(path, "rb");
+        if (!f) {
+            fprintf(stderr, "todoctl: cannot open %s: %s\n", path, strerror(errno));
+            return NULL;
+        }
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    int failed = ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (!buf || failed) {
+        fprintf(stderr, "todoctl: cannot read %s\n", path ? path : "-");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return TODOCTL_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("todoctl %s (libtodoevents %s)\n", te_version_str(), te_version_str());
+        return TODOCTL_OK;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return TODOCTL_OK;
+    }
+    if (strcmp(cmd, "event") == 0)
+        return cmd_event(argc - 1, argv + 1);
+    if (strcmp(cmd, "recur") == 0)
+        return cmd_recur(argc - 1, argv + 1);
+    fprintf(stderr, "todoctl: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return TODOCTL_USAGE;
+}

@@ -1,0 +1,20 @@
+/* todoctl — shared declarations of the command groups. */
+#ifndef TODOCTL_H
+#define TODOCTL_H
+
+#include <stdio.h>
+
+/* Exit codes shared by every command. */
+#define TODOCTL_OK 0
+#define TODOCTL_INVALID 1 /* input read fine but is not valid */
+#define TODOCTL_USAGE 2   /* bad arguments, unreadable input, bad rule/time/zone */
+
+/* Each command group: argv[0] is the group name ("event", "recur", ...). */
+int cmd_event(int argc, char **argv);
+int cmd_recur(int argc, char **argv);
+
+/* Reads all of FILE ("-" or NULL = stdin) into a NUL-terminated buffer the
+ * caller frees; NULL on error (message printed to stderr). */
+char *todoctl_read_input(const char *path, size_t *len);
+
+#endif
