@@ -1,0 +1,41 @@
+# Shared shell helpers for scripts/*. Source it; do not run it.
+# shellcheck shell=bash
+
+TE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export TE_ROOT
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Debian packages the project builds, tests and runs with. One list, used by
+# every script (and by CI through scripts/test).
+TE_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libjson-c-dev libical-dev liburiparser-dev libssl-dev uuid-dev tzdata
+  check valgrind
+)
+
+# Installs whatever of TE_PACKAGES is missing (apt-get; root or sudo).
+ensure_packages() {
+  local missing=() p
+  for p in "${TE_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >/dev/null || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    >/dev/null || die "apt-get install failed for: ${missing[*]}"
+}
+
+# configure_build DIR [extra cmake args...] — configure (once) and build.
+configure_build() {
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    cmake -S "$TE_ROOT" -B "$dir" -G Ninja -DTE_WERROR=ON "$@" >/dev/null \
+      || die "cmake configure failed for $dir"
+  fi
+  cmake --build "$dir" -j "$(nproc)" || die "build failed in $dir"
+}
