@@ -11,7 +11,8 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # every script (and by CI through scripts/test).
 TE_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libjson-c-dev libical-dev liburiparser-dev libssl-dev uuid-dev tzdata
+  libjson-c-dev libical-dev liburiparser-dev libssl-dev uuid-dev tzdata librdkafka-dev
+  liblz4-dev libzstd-dev libsasl2-dev zlib1g-dev  # static linking of librdkafka
   check valgrind
 )
 

@@ -32,7 +32,11 @@ extern "C" {
     X(TE_ERR_UNSUPPORTED,    "unsupported",                              0)      \
     X(TE_ERR_IO,             "input/output error",                       1)      \
     X(TE_ERR_UNKNOWN_KEY,    "unknown configuration key",                0)      \
-    X(TE_ERR_INTERNAL,       "internal error",                           0)
+    X(TE_ERR_INTERNAL,       "internal error",                           0)      \
+    X(TE_ERR_KAFKA,          "Kafka error",                              1)      \
+    X(TE_ERR_QUEUE_FULL,     "queue full",                               1)      \
+    X(TE_ERR_TIMEOUT,        "timed out",                                1)      \
+    X(TE_ERR_CLOSED,         "handle is closed or closing",              0)
 
 typedef enum te_err_e {
 #define TE_ERR_ENUM_(name, msg, retriable) name,

@@ -10,5 +10,9 @@
 #include "todoevents/error.h"
 #include "todoevents/problems.h"
 #include "todoevents/datetime.h"
+#include "todoevents/task.h"
+#include "todoevents/recurrence.h"
+#include "todoevents/cloudevent.h"
+#include "todoevents/event_catalog.h"
 
 #endif
