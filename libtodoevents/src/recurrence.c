@@ -538,8 +538,8 @@ struct te_recurrence_s {
     te_time_t dtstart;
     te_civil_t dtstart_local;
     int freq; /* F_* */
-    /* What libical iterates: no COUNT, no UNTIL, and without the negative
-     * BYMONTHDAY/BYYEARDAY lists of the DAILY-or-finer workaround. */
+    /* What libical iterates: no COUNT, no UNTIL, and without the parts
+     * filtered here (see te_recurrence_new). */
     struct icalrecurrencetype rule;
     unsigned count; /* 0 = none */
     int has_until;
@@ -909,7 +909,7 @@ static int raw_next(gen_t *g, te_time_t *utc, int *gap) {
                 continue;
             if (!filter_ok(r, &c))
                 continue;
-            if (f < g->skip_below_f) {
+            if (f < g->skip_below_f && f > g->start_f + SEC_PER_DAY * USEC) {
                 g->produced++;
                 continue;
             }

@@ -669,6 +669,13 @@ START_TEST(count_rules) {
     ck_assert_int_eq(te_recurrence_next_after(r, INT64_MIN, &t), TE_OK);
     ck_assert_int_eq(t, P("2026-01-01T08:00:00Z"));
     te_recurrence_destroy(r);
+    /* COUNT far from DTSTART (walked, early candidates only counted): the
+     * 1000th day from 2026-01-01 is 2028-09-26 (365 + 365 + 269 days on). */
+    r = mk("FREQ=DAILY;COUNT=1000", "2026-01-01T09:00:00+01:00", BERLIN);
+    ck_assert_int_eq(te_recurrence_next_after(r, P("2028-09-25T12:00:00Z"), &t), TE_OK);
+    ck_assert_int_eq(t, P("2028-09-26T09:00:00+02:00"));
+    ck_assert_int_eq(te_recurrence_next_after(r, t, &t), TE_ERR_SERIES_ENDED);
+    te_recurrence_destroy(r);
 }
 END_TEST
 
@@ -1285,6 +1292,10 @@ static const char *const ff_rules[] = {
     "FREQ=HOURLY;BYMONTHDAY=-1",
     "FREQ=HOURLY;INTERVAL=2;BYYEARDAY=-1,1",
     "FREQ=SECONDLY;INTERVAL=7919",
+    "FREQ=HOURLY;INTERVAL=5;BYHOUR=9",
+    "FREQ=DAILY;INTERVAL=3;BYDAY=MO",
+    "FREQ=MONTHLY;INTERVAL=2;BYDAY=TU;COUNT=40",
+    "FREQ=WEEKLY;BYDAY=SA,SU;BYHOUR=2;BYMINUTE=30",
 };
 
 static const struct {

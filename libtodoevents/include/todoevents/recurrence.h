@@ -15,6 +15,9 @@
  *    whole local day.
  *  - Occurrences are returned as strictly increasing instants; two local
  *    times that resolve to the same instant (a DST gap) yield it once.
+ *  - HOURLY/MINUTELY/SECONDLY rules also step on the wall clock (no
+ *    occurrences in the hour skipped by a spring-forward, the repeated
+ *    fall-back hour is not repeated).
  *  - Occurrences are computed up to the year 2582 (libical's limit).
  *
  * Thread-safety: every function here is thread-safe; a te_recurrence_t is
