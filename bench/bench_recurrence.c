@@ -69,7 +69,15 @@ int main(int argc, char **argv) {
         {"recur.hourly_3h", "FREQ=HOURLY;INTERVAL=3;BYHOUR=6,9,12,15,18"},
     };
     te_time_t now = te_time_now();
+    /* 09:00 local, 10 years ago: a fixed wall-clock time keeps every rule
+     * (BYHOUR with INTERVAL=3 included) aligned whenever the bench runs. */
     te_time_t dtstart = now - 10 * YEAR_US;
+    te_civil_t local;
+    if (te_tz_to_local(ZONE, dtstart, &local, NULL) != TE_OK)
+        return 1;
+    local.hour = 9, local.minute = 0, local.second = 0, local.usec = 0;
+    if (te_tz_from_local(ZONE, &local, &dtstart, NULL) != TE_OK)
+        return 1;
     char text[TE_TIME_STRLEN];
     te_time_format_in_zone(dtstart, ZONE, text, sizeof text);
     printf("# next occurrence after now, DTSTART %s (10 years ago), zone %s, %.2f s/phase\n",

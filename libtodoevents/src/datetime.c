@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <libical/ical.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -241,14 +242,41 @@ static int zone_name_shape_ok(const char *z) {
     return 1;
 }
 
-/* libical's zone object for name, or NULL.  libical caches zones under its
- * own lock, so the pointer stays valid for the life of the process. */
+/* Zones looked up recently.  libical finds a zone by a linear search of
+ * its ~600 names on every call (a quarter of a next-occurrence query), so
+ * remember the last few; libical keeps each zone for the life of the
+ * process, so the pointers never dangle. */
+#define ZONE_CACHE_SIZE 16
+static struct {
+    char name[65];
+    icaltimezone *tz;
+} zone_cache[ZONE_CACHE_SIZE];
+static unsigned zone_cache_next;
+static pthread_mutex_t zone_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* libical's zone object for name, or NULL. */
 static icaltimezone *zone_lookup(const char *zone) {
     if (!zone || !zone_name_shape_ok(zone))
         return NULL;
     if (te_tz_is_utc(zone))
         return icaltimezone_get_utc_timezone();
-    return icaltimezone_get_builtin_timezone(zone);
+    icaltimezone *tz = NULL;
+    pthread_mutex_lock(&zone_cache_lock);
+    for (unsigned i = 0; i < ZONE_CACHE_SIZE && !tz; i++)
+        if (zone_cache[i].tz && strcmp(zone_cache[i].name, zone) == 0)
+            tz = zone_cache[i].tz;
+    pthread_mutex_unlock(&zone_cache_lock);
+    if (tz)
+        return tz;
+    tz = icaltimezone_get_builtin_timezone(zone);
+    if (tz) {
+        pthread_mutex_lock(&zone_cache_lock);
+        unsigned slot = zone_cache_next++ % ZONE_CACHE_SIZE;
+        snprintf(zone_cache[slot].name, sizeof zone_cache[slot].name, "%s", zone);
+        zone_cache[slot].tz = tz;
+        pthread_mutex_unlock(&zone_cache_lock);
+    }
+    return tz;
 }
 
 te_err_t te_tz_check(const char *zone, char *errstr, size_t errstr_size) {
