@@ -1054,6 +1054,11 @@ static te_err_t json_parse_strict(const char *text, size_t len, struct json_obje
     return TE_OK;
 }
 
+te_err_t te__json_parse_strict(const char *text, size_t len, struct json_object **out,
+                               char *errstr, size_t errstr_size) {
+    return json_parse_strict(text, len, out, NULL, errstr, errstr_size);
+}
+
 te_err_t te_event_set_data_json(te_event_t *ev, const char *json, size_t len, char *errstr,
                                 size_t errstr_size) {
     if (!ev || !json)

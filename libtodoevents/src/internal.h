@@ -30,4 +30,12 @@ bool te__utf8_is_blank(const char *s);
  * (U+0000–U+001F, U+007F–U+009F); allow_newline_tab permits \n, \r, \t. */
 bool te__utf8_has_control(const char *s, bool allow_newline_tab);
 
+struct json_object;
+/* Strict RFC 8259 parse of len bytes (UTF-8 checked, nothing but white
+ * space after the value; rejects what json-c lets through: NaN, leading
+ * zeros, single quotes, raw control characters).  TE_ERR_PARSE with
+ * detail, or TE_OK with a new object the caller puts (NULL for "null"). */
+te_err_t te__json_parse_strict(const char *text, size_t len, struct json_object **out,
+                               char *errstr, size_t errstr_size);
+
 #endif

@@ -782,32 +782,12 @@ te_err_t te_task_from_json(const char *json, size_t len, te_task_t **out, te_pro
     if (!json || !out)
         return te__seterr(errstr, errstr_size, TE_ERR_INVALID_ARG, "no input");
     *out = NULL;
-    if (len > INT32_MAX)
-        return te__seterr(errstr, errstr_size, TE_ERR_PARSE, "input too large");
-    struct json_tokener *tok = json_tokener_new();
-    if (!tok)
-        return TE_ERR_NOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    struct json_object *o = json_tokener_parse_ex(tok, json, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t used = json_tokener_get_parse_end(tok);
-    te_err_t err;
-    if (!o || jerr != json_tokener_success) {
-        err = te__seterr(errstr, errstr_size, TE_ERR_PARSE, "malformed JSON: %s",
-                         jerr == json_tokener_continue ? "unexpected end of input"
-                                                       : json_tokener_error_desc(jerr));
-    } else {
-        while (used < len && (json[used] == ' ' || json[used] == '\n' || json[used] == '\r' ||
-                              json[used] == '\t'))
-            used++;
-        if (used < len)
-            err = te__seterr(errstr, errstr_size, TE_ERR_PARSE,
-                             "malformed JSON: unexpected text after the object");
-        else
-            err = te_task_from_json_object(o, out, problems, errstr, errstr_size);
-    }
+    struct json_object *o = NULL;
+    te_err_t err = te__json_parse_strict(json, len, &o, errstr, errstr_size);
+    if (err == TE_OK)
+        err = o ? te_task_from_json_object(o, out, problems, errstr, errstr_size)
+                : te__seterr(errstr, errstr_size, TE_ERR_PARSE, "a task must be a JSON object");
     json_object_put(o);
-    json_tokener_free(tok);
     return err;
 }
 
