@@ -483,6 +483,65 @@ static te_err_t scan_rule(const char *rule, rr_info_t *info, char *errstr, size_
     return TE_OK;
 }
 
+/* Number of values in a libical BY list. */
+static int by_len(const short *a, int size) {
+    int n = 0;
+    while (n < size && a[n] != ICAL_RECURRENCE_ARRAY_MAX)
+        n++;
+    return n;
+}
+
+static int cmp_short(const void *a, const void *b) {
+    return *(const short *)a - *(const short *)b;
+}
+
+/* libical 3.0.16 expands BYHOUR/BYMINUTE/BYSECOND (and steps through
+ * BYMONTH...) assuming ascending lists: "BYHOUR=19,11" silently loses
+ * 11:00.  RFC 5545 gives lists no order, so sort them first. */
+static void sort_by_lists(struct icalrecurrencetype *rule) {
+#define SORT_BY(arr, size) qsort(rule->arr, (size_t)by_len(rule->arr, size), sizeof(short), cmp_short)
+    SORT_BY(by_second, ICAL_BY_SECOND_SIZE);
+    SORT_BY(by_minute, ICAL_BY_MINUTE_SIZE);
+    SORT_BY(by_hour, ICAL_BY_HOUR_SIZE);
+    SORT_BY(by_month, ICAL_BY_MONTH_SIZE);
+    SORT_BY(by_month_day, ICAL_BY_MONTHDAY_SIZE);
+    SORT_BY(by_year_day, ICAL_BY_YEARDAY_SIZE);
+    SORT_BY(by_week_no, ICAL_BY_WEEKNO_SIZE);
+#undef SORT_BY
+}
+
+static int in_by_list(const short *a, int size, int v, int neg_base) {
+    int n = by_len(a, size);
+    if (n == 0)
+        return 1;
+    for (int i = 0; i < n; i++)
+        if (a[i] > 0 ? a[i] == v : neg_base + a[i] + 1 == v)
+            return 1;
+    return 0;
+}
+
+/* 1 when some calendar date satisfies BYMONTH, BYMONTHDAY and BYYEARDAY
+ * together (checked over one common and one leap year, which between them
+ * hold every (month, day, day-of-year) combination).  A rule that fails
+ * this can never produce an occurrence after DTSTART, and libical would
+ * scan day by day up to the year 2582 looking for one. */
+static int dates_possible(const struct icalrecurrencetype *rule) {
+    for (int y = 2023; y <= 2024; y++) {
+        int doy = 0, ylen = is_leap(y) ? 366 : 365;
+        for (int m = 1; m <= 12; m++) {
+            int dim = days_in_month(y, m);
+            for (int d = 1; d <= dim; d++) {
+                doy++;
+                if (in_by_list(rule->by_month, ICAL_BY_MONTH_SIZE, m, 0) &&
+                    in_by_list(rule->by_month_day, ICAL_BY_MONTHDAY_SIZE, d, dim) &&
+                    in_by_list(rule->by_year_day, ICAL_BY_YEARDAY_SIZE, doy, ylen))
+                    return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Full check of a normalized rule; on success *rule is libical's parse. */
 static te_err_t parse_rule(const char *norm, rr_info_t *info, struct icalrecurrencetype *rule,
                            char *errstr, size_t errstr_size) {
@@ -497,6 +556,24 @@ static te_err_t parse_rule(const char *norm, rr_info_t *info, struct icalrecurre
         icalmemory_free_buffer(rule->rscale);
         rule->rscale = NULL;
     }
+    sort_by_lists(rule);
+    if (!dates_possible(rule))
+        return RRERR("the rule can never match: no date satisfies its BYMONTH, BYMONTHDAY "
+                     "and BYYEARDAY parts together");
+    /* BYSETPOS picks from the whole set of a period's instances; libical
+     * applies it per day when BYHOUR/BYMINUTE/BYSECOND expand a day into
+     * several times, which gives wrong answers. */
+    if (info->present[P_BYSETPOS] &&
+        (by_len(rule->by_hour, ICAL_BY_HOUR_SIZE) > 1 ||
+         by_len(rule->by_minute, ICAL_BY_MINUTE_SIZE) > 1 ||
+         by_len(rule->by_second, ICAL_BY_SECOND_SIZE) > 1))
+        return RRERR("BYSETPOS together with several BYHOUR, BYMINUTE or BYSECOND values is "
+                     "not supported (libical 3.0 applies BYSETPOS per day)");
+    /* libical's week numbering is only right for ISO weeks (WKST=MO), and
+     * even then it emits days of the neighbouring years' weeks; those are
+     * filtered out in filter_ok(). */
+    if (info->present[P_BYWEEKNO] && rule->week_start != ICAL_MONDAY_WEEKDAY)
+        return RRERR("BYWEEKNO is only supported with WKST=MO (ISO 8601 weeks)");
     /* libical checks part/frequency combinations when an iterator is made. */
     te_civil_t probe = {2000, 1, 1, 0, 0, 0, 0};
     struct icalrecurrencetype copy = *rule;
@@ -550,6 +627,8 @@ struct te_recurrence_s {
     int n_monthday;
     short yearday[732];
     int n_yearday;
+    int n_weekno; /* BYWEEKNO values, checked as ISO 8601 weeks */
+    short weekno[ICAL_BY_WEEKNO_SIZE];
     unsigned month_mask;   /* bit m: month m (1..12) */
     unsigned wday_mask;    /* bit d: 0 = Sunday .. 6 = Saturday */
     uint32_t hour_mask;    /* bit h */
@@ -656,6 +735,8 @@ te_err_t te_recurrence_new(const char *rrule, te_time_t dtstart, const char *zon
         info->monthday_neg |= info->n_monthday > 0;
         info->yearday_neg |= info->n_yearday > 0;
     }
+    r->n_weekno = by_len(r->rule.by_week_no, ICAL_BY_WEEKNO_SIZE);
+    memcpy(r->weekno, r->rule.by_week_no, sizeof r->weekno);
     if (info->freq <= F_DAILY && info->monthday_neg) {
         r->filter_monthday = 1;
         r->n_monthday = info->n_monthday;
@@ -737,7 +818,42 @@ typedef struct gen_s {
     te_time_t last;
 } gen_t;
 
+/* ISO 8601 weekday (1 = Monday .. 7 = Sunday) of a civil date. */
+static int iso_weekday(int y, int m, int d) {
+    te_civil_t day = {y, m, d, 0, 0, 0, 0};
+    int64_t days = floating(&day) / (SEC_PER_DAY * USEC);
+    return (int)(((days % 7) + 7 + 3) % 7) + 1; /* 1970-01-01 was a Thursday */
+}
+
+/* Number of ISO weeks in ISO year y: 53 when it starts on a Thursday, or
+ * on a Wednesday in a leap year. */
+static int iso_weeks_in_year(int y) {
+    int jan1 = iso_weekday(y, 1, 1);
+    return jan1 == 4 || (jan1 == 3 && is_leap(y)) ? 53 : 52;
+}
+
+static int weekno_ok(const te_recurrence_t *r, const te_civil_t *c) {
+    int year = c->year;
+    int week = (day_of_year(c) - iso_weekday(c->year, c->month, c->day) + 10) / 7;
+    if (week < 1) {
+        year--;
+        week = iso_weeks_in_year(year);
+    } else if (week > iso_weeks_in_year(year)) {
+        year++;
+        week = 1;
+    }
+    int nweeks = iso_weeks_in_year(year);
+    for (int i = 0; i < r->n_weekno; i++) {
+        int v = r->weekno[i];
+        if (v > 0 ? week == v : week == nweeks + v + 1)
+            return 1;
+    }
+    return 0;
+}
+
 static int filter_ok(const te_recurrence_t *r, const te_civil_t *c) {
+    if (r->n_weekno && !weekno_ok(r, c))
+        return 0;
     if (r->month_mask && !(r->month_mask & (1u << c->month)))
         return 0;
     if (r->hour_mask && !(r->hour_mask & (UINT32_C(1) << c->hour)))

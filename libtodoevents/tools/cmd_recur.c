@@ -173,7 +173,7 @@ int cmd_recur(int argc, char **argv) {
             fprintf(stderr, "todoctl: recur: the series has ended (no next occurrence)\n");
         } else {
             fprintf(stderr, "todoctl: recur: %s\n", te_err2str(e));
-            rc = e == TE_ERR_RRULE ? TODOCTL_USAGE : TODOCTL_INVALID;
+            rc = TODOCTL_USAGE; /* a bad rule, time or zone */
         }
         te_recurrence_destroy(r);
         return rc;

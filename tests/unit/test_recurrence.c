@@ -688,16 +688,78 @@ START_TEST(series_limits) {
     ck_assert_int_eq(te_recurrence_next_after(r, P("2590-01-01T00:00:00Z"), &t),
                      TE_ERR_SERIES_ENDED);
     te_recurrence_destroy(r);
-    /* A rule that never matches ends instead of looping. */
-    r = mk("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "2026-01-01T09:00:00+01:00", BERLIN);
-    ck_assert_int_eq(te_recurrence_next_after(r, P("2026-01-01T08:00:00Z"), &t),
-                     TE_ERR_SERIES_ENDED);
-    te_recurrence_destroy(r);
-    /* One that libical keeps feeding us candidates for hits the guard. */
-    r = mk("FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=-30", "2026-02-01T00:00:00+01:00", BERLIN);
-    ck_assert_int_eq(te_recurrence_next_after(r, P("2026-02-01T00:00:00+01:00"), &t),
+    /* A rule whose date parts can never match is refused up front: libical
+     * would otherwise scan day by day (times every BYHOUR/BYMINUTE value)
+     * up to 2582, for minutes. */
+    static const char *never[] = {
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;BYHOUR=0,1,2,3,4,5,6,7,8,9,10,11,12;BYMINUTE=0,30",
+        "FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=-30",
+        "FREQ=YEARLY;BYMONTH=4,6,9,11;BYMONTHDAY=31",
+        "FREQ=YEARLY;BYYEARDAY=1;BYMONTH=2",
+    };
+    for (size_t i = 0; i < sizeof never / sizeof *never; i++) {
+        char e[TE_ERRSTR_SIZE] = "";
+        ck_assert_int_eq(te_rrule_validate(never[i], e, sizeof e), TE_ERR_RRULE);
+        ck_assert_msg(strstr(e, "never match"), "%s: %s", never[i], e);
+    }
+    /* A rare rule that libical keeps feeding us candidates for hits the
+     * guard (the next 29 February is 60 million seconds away). */
+    r = mk("FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29", "2026-03-01T00:00:00+01:00", BERLIN);
+    ck_assert_int_eq(te_recurrence_next_after(r, P("2026-03-01T00:00:00+01:00"), &t),
                      TE_ERR_RRULE);
     te_recurrence_destroy(r);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* libical workarounds found by cross-checking with an independent
+ * RFC 5545 implementation (python-dateutil); expected values by hand. */
+
+static void expect_list(const char *rule, const char *start, const char *zone,
+                        const char *const *want, size_t nwant) {
+    te_recurrence_t *r = mk(rule, start, zone);
+    te_time_t got[16];
+    size_t n = 0;
+    ck_assert_int_eq(te_recurrence_list(r, INT64_MIN, nwant, got, &n), TE_OK);
+    ck_assert_uint_eq(n, nwant);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(got[i] == P(want[i]), "%s: occurrence %zu is not %s", rule, i, want[i]);
+    te_recurrence_destroy(r);
+}
+
+START_TEST(unsorted_lists) {
+    /* libical assumed ascending lists and dropped 11:00 / :15. */
+    static const char *const h[] = {"2024-05-02T13:00:00Z", "2024-05-02T19:00:00Z",
+                                    "2024-05-03T11:00:00Z", "2024-05-03T19:00:00Z"};
+    expect_list("FREQ=DAILY;BYHOUR=19,11", "2024-05-02T13:00:00Z", "UTC", h, 4);
+    static const char *const m[] = {"2024-05-02T13:00:00Z", "2024-05-02T13:15:00Z",
+                                    "2024-05-02T13:45:00Z", "2024-05-02T14:15:00Z"};
+    expect_list("FREQ=HOURLY;BYMINUTE=45,15", "2024-05-02T13:00:00Z", "UTC", m, 4);
+}
+END_TEST
+
+START_TEST(weekno_iso_weeks) {
+    /* Week 53 exists only in ISO years starting on a Thursday (or a
+     * Wednesday in leap years): 2026 and 2032 here, not 2024/2025/2031. */
+    static const char *const w[] = {"2024-01-01T09:00:00Z", "2026-12-28T09:00:00Z",
+                                    "2027-01-03T09:00:00Z", "2032-12-27T09:00:00Z",
+                                    "2033-01-02T09:00:00Z"};
+    expect_list("FREQ=YEARLY;BYWEEKNO=53;BYDAY=MO,SU", "2024-01-01T09:00:00Z", "UTC", w, 5);
+    char e[TE_ERRSTR_SIZE];
+    ck_assert_int_eq(te_rrule_validate("FREQ=YEARLY;BYWEEKNO=1;BYDAY=MO,SU;WKST=SU", e, sizeof e),
+                     TE_ERR_RRULE);
+    ck_assert_ptr_nonnull(strstr(e, "WKST=MO"));
+}
+END_TEST
+
+START_TEST(bysetpos_with_times_refused) {
+    char e[TE_ERRSTR_SIZE];
+    ck_assert_int_eq(te_rrule_validate("FREQ=MONTHLY;BYDAY=MO;BYHOUR=9,17;BYSETPOS=-1", e, sizeof e),
+                     TE_ERR_RRULE);
+    ck_assert_ptr_nonnull(strstr(e, "BYSETPOS"));
+    ck_assert_int_eq(te_rrule_validate("FREQ=MONTHLY;BYDAY=MO;BYHOUR=9;BYSETPOS=-1", e, sizeof e),
+                     TE_OK);
 }
 END_TEST
 
@@ -1448,6 +1510,12 @@ static Suite *suite(void) {
     tcase_add_test(tc, simple_mapping);
     tcase_add_test(tc, simple_end_date_series);
     tcase_add_test(tc, simple_problems);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("libical_crosscheck");
+    tcase_add_test(tc, unsorted_lists);
+    tcase_add_test(tc, weekno_iso_weeks);
+    tcase_add_test(tc, bysetpos_with_times_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fastpath");
