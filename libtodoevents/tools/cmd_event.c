@@ -26,6 +26,12 @@ static void event_usage(FILE *out) {
             "        com.todo.* events are checked against the catalogue\n"
             "  kafka [--mode binary|structured] [FILE|-]\n"
             "        show the Kafka record (key, headers, value) for an event\n"
+            "  publish [--topic T] [--key K] [--mode binary|structured] [--timeout S]\n"
+            "          [--brokers B] [-X KEY=VALUE]... [FILE|-]\n"
+            "        validate one event and publish it to Kafka (exit 0 delivered, 1 invalid,\n"
+            "        2 usage error or not delivered)\n"
+            "  tail --topic T [--from-beginning] [--count N] [--group G] [--timeout S]\n"
+            "        print a topic's records as JSON lines (exit 1: --timeout before --count)\n"
             "  types                   list the catalogue's event types and topics\n"
             "  topics                  list the topics (partitions, retention)\n"
             "  schema [TYPE]           print the JSON Schema of TYPE's data\n"
@@ -313,7 +319,7 @@ static void print_retention(int64_t ms) {
         printf("%lldms", (long long)ms);
 }
 
-static int cmd_topics(void) {
+static int cmd_list_topics(void) {
     for (size_t i = 0; i < te_catalog_topic_count(); i++) {
         const te_topic_info_t *t = te_catalog_topic_at(i);
         printf("%-18s partitions=%-3d retention.ms=%-11lld retention=", t->name, t->partitions,
@@ -397,12 +403,16 @@ int cmd_event(int argc, char **argv) {
         return cmd_validate(argc - 1, argv + 1);
     if (strcmp(sub, "new") == 0)
         return cmd_new(argc - 1, argv + 1);
+    if (strcmp(sub, "publish") == 0)
+        return cmd_event_publish(argc - 1, argv + 1);
+    if (strcmp(sub, "tail") == 0)
+        return cmd_event_tail(argc - 1, argv + 1);
     if (strcmp(sub, "kafka") == 0)
         return cmd_kafka(argc - 1, argv + 1);
     if (strcmp(sub, "types") == 0 && argc == 2)
         return cmd_types();
     if (strcmp(sub, "topics") == 0 && argc == 2)
-        return cmd_topics();
+        return cmd_list_topics();
     if (strcmp(sub, "schema") == 0)
         return cmd_schema(argc - 1, argv + 1);
     if (strcmp(sub, "schemas") == 0)

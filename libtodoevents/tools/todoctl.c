@@ -17,8 +17,12 @@ static void usage(FILE *out) {
             "  event new|kafka|types|topics|schema|schemas\n"
             "                               build/inspect events, the catalogue, JSON Schemas\n"
             "                               ('todoctl event help' for details)\n"
+            "  event publish|tail ...       put events on / follow a Kafka topic\n"
             "  recur --rule RRULE --start RFC3339 --tz ZONE [--after RFC3339] [--count N]\n"
             "                               print occurrences of a recurrence rule\n"
+            "  topics ensure [--brokers B] [--replication N]\n"
+            "                               create the catalogue's missing Kafka topics;\n"
+            "                               report topics whose settings differ (exit 1)\n"
             "  version                      print the library version\n"
             "  help                         this text\n"
             "\n"
@@ -82,6 +86,8 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "event") == 0)
         return cmd_event(argc - 1, argv + 1);
+    if (strcmp(cmd, "topics") == 0)
+        return cmd_topics(argc - 1, argv + 1);
     if (strcmp(cmd, "recur") == 0)
         return cmd_recur(argc - 1, argv + 1);
     fprintf(stderr, "todoctl: unknown command '%s'\n", cmd);

@@ -12,6 +12,9 @@
 /* Each command group: argv[0] is the group name ("event", "recur", ...). */
 int cmd_event(int argc, char **argv);
 int cmd_recur(int argc, char **argv);
+int cmd_topics(int argc, char **argv);        /* cmd_topics.c, argv[0] = "topics" */
+int cmd_event_publish(int argc, char **argv); /* cmd_event_kafka.c, argv[0] = "publish" */
+int cmd_event_tail(int argc, char **argv);    /* cmd_event_kafka.c, argv[0] = "tail" */
 
 /* Reads all of FILE ("-" or NULL = stdin) into a NUL-terminated buffer the
  * caller frees; NULL on error (message printed to stderr). */

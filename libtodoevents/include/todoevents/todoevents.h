@@ -14,5 +14,6 @@
 #include "todoevents/recurrence.h"
 #include "todoevents/cloudevent.h"
 #include "todoevents/event_catalog.h"
+#include "todoevents/kafka.h"
 
 #endif
