@@ -110,10 +110,12 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         char buf[400] = "";
         rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof buf);
         pthread_mutex_lock(&p->mu);
-        snprintf(p->fatal_str, sizeof p->fatal_str,
-                 "fatal producer error %s: %s (the producer cannot continue without "
-                 "risking duplicates or reordering: destroy it and create a new one)",
-                 rd_kafka_err2name(orig), buf);
+        /* Truncating a very long reason is fine: the text stays a sentence. */
+        int n = snprintf(p->fatal_str, sizeof p->fatal_str,
+                         "fatal producer error %s: %s (the producer cannot continue without "
+                         "risking duplicates or reordering: destroy it and create a new one)",
+                         rd_kafka_err2name(orig), buf);
+        (void)n;
         pthread_mutex_unlock(&p->mu);
         atomic_store(&p->fatal, 1);
         te__klog(&p->log, LOG_ERR, "FATAL", "%s", p->fatal_str);
