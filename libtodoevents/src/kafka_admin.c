@@ -141,8 +141,17 @@ static void create_missing(admin_t *a, rep_t *reps, size_t n, int rf, int timeou
         reps[i].r.err = TE_ERR_INVALID_ARG;
         snprintf(reps[i].detail, sizeof reps[i].detail, "%s", e[0] ? e : "invalid topic spec");
     }
-    if (!nt)
+    if (!nt) {
+        /* Never report a topic as created when it was not even tried. */
+        for (size_t i = 0; i < n; i++)
+            if (reps[i].missing) {
+                reps[i].missing = 0;
+                reps[i].r.status = TE_TOPIC_FAILED;
+                reps[i].r.err = TE_ERR_NOMEM;
+                snprintf(reps[i].detail, sizeof reps[i].detail, "out of memory");
+            }
         return;
+    }
     rd_kafka_AdminOptions_t *o = options(a, RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout_ms);
     rd_kafka_CreateTopics(a->rk, nt, k, o, a->q);
     rd_kafka_event_t *ev = wait_result(a, RD_KAFKA_EVENT_CREATETOPICS_RESULT, timeout_ms + 2000);
@@ -194,8 +203,16 @@ static void describe_existing(admin_t *a, rep_t *reps, size_t n, int timeout_ms)
     if (!nd)
         return;
     rd_kafka_ConfigResource_t **cr = calloc(nd, sizeof *cr);
-    if (!cr)
+    if (!cr) {
+        for (size_t i = 0; i < n; i++)
+            if (reps[i].describe) {
+                reps[i].describe = 0;
+                reps[i].r.status = TE_TOPIC_FAILED;
+                reps[i].r.err = TE_ERR_NOMEM;
+                snprintf(reps[i].detail, sizeof reps[i].detail, "out of memory");
+            }
         return;
+    }
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (reps[i].describe)

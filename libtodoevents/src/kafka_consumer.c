@@ -488,6 +488,17 @@ static int to_dlq(te_consumer_t *c, item_t *it, int was_pending) {
 
 /* Calls the handler for the record's current attempt and acts on the
  * result.  Returns 1 when the record is settled (freed), 0 when pending. */
+/* A record we could not keep track of must not be skipped: storing a later
+ * offset of its partition would commit past it.  Stop the consumer (run()
+ * returns TE_ERR_KAFKA with this reason); nothing after it is stored, so it
+ * is redelivered to whoever consumes the partition next. */
+static void lose_track(te_consumer_t *c, const char *what) {
+    snprintf(c->fatal_str, sizeof c->fatal_str,
+             "out of memory while %s: consumer stopped so the record is redelivered", what);
+    atomic_store(&c->fatal, 1);
+    te__klog(&c->log, LOG_ERR, "MEMORY", "%s", c->fatal_str);
+}
+
 static int attempt(te_consumer_t *c, item_t *it, int was_pending) {
     te_record_t r;
     memset(&r, 0, sizeof r);
@@ -532,7 +543,8 @@ static int attempt(te_consumer_t *c, item_t *it, int was_pending) {
                  c->s.max_attempts, (long long)(wait / 1000), it->error);
         it->attempts++;
         if (!was_pending && pending_add(c, it) != 0) {
-            item_free(it); /* out of memory: uncommitted, so it will come back */
+            item_free(it);
+            lose_track(c, "scheduling a retry");
             return 1;
         }
         return 0;
@@ -545,6 +557,7 @@ static int attempt(te_consumer_t *c, item_t *it, int was_pending) {
         return 1;
     if (!was_pending && pending_add(c, it) != 0) {
         item_free(it);
+        lose_track(c, "dead-lettering a record");
         return 1;
     }
     return 0;
@@ -553,7 +566,7 @@ static int attempt(te_consumer_t *c, item_t *it, int was_pending) {
 static void process(te_consumer_t *c, rd_kafka_message_t *m) {
     item_t *it = item_new(c, m);
     if (!it) {
-        te__klog(&c->log, LOG_ERR, "MEMORY", "out of memory: record left uncommitted");
+        lose_track(c, "receiving a record");
         return;
     }
     it->attempts = 1;
@@ -563,8 +576,10 @@ static void process(te_consumer_t *c, rd_kafka_message_t *m) {
         snprintf(it->error, sizeof it->error, "%s", it->decode_error);
         te__klog(&c->log, LOG_WARNING, "POISON", "%s [%d] offset %lld: %s; dead-lettering",
                  it->topic, (int)it->m->partition, (long long)it->m->offset, it->decode_error);
-        if (!to_dlq(c, it, 0) && pending_add(c, it) != 0)
+        if (!to_dlq(c, it, 0) && pending_add(c, it) != 0) {
             item_free(it);
+            lose_track(c, "dead-lettering a poison record");
+        }
         return;
     }
     if (!it->valid)

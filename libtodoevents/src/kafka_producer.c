@@ -240,7 +240,10 @@ static te_err_t produce(te_producer_t *p, const char *topic, const void *key, si
                         void *value, size_t value_len, int free_value, rd_kafka_headers_t *rh,
                         void *opaque, char *errstr, size_t errstr_size) {
     atomic_fetch_add(&p->outstanding, 1);
-    int64_t deadline = p->s.send_timeout_ms > 0
+    /* Never wait on the poll thread (a send from a delivery callback): the
+     * slot it waits for is freed only after that callback returns. */
+    int on_poll_thread = pthread_equal(pthread_self(), p->thread);
+    int64_t deadline = p->s.send_timeout_ms > 0 && !on_poll_thread
                            ? te__mono_us() + (int64_t)p->s.send_timeout_ms * 1000
                            : 0;
     rd_kafka_resp_err_t err;

@@ -57,7 +57,7 @@ static char *unique(const char *what) {
 }
 
 /* topics created by the current test, deleted in the teardown */
-static char *created[16];
+static char *created[64];
 static int ncreated;
 
 static char *make_topic(const char *what, int partitions) {
@@ -70,7 +70,7 @@ static char *make_topic(const char *what, int partitions) {
     ck_assert_msg(err == TE_OK, "create %s: %s", name, e);
     ck_assert_uint_eq(sum.created, 1);
     te_conf_destroy(c);
-    if (ncreated < 16)
+    if (ncreated < 64)
         created[ncreated++] = name;
     return name;
 }
@@ -1025,6 +1025,58 @@ START_TEST(queue_full) {
 }
 END_TEST
 
+/* A delivery callback that sends again must not wait for queue space:
+ * that space is freed only after the callback returns. */
+typedef struct {
+    te_producer_t *p;
+    const char *topic;
+    te_event_t *ev;
+    int64_t slowest_us;
+    int tries, resent, refused;
+} resend_t;
+
+static void resend_on_delivery(const te_delivery_t *d, void *opaque) {
+    (void)d;
+    resend_t *r = opaque;
+    if (!r->p || r->tries >= 5) /* bounded, so the flush below can finish */
+        return;
+    r->tries++;
+    int64_t t0 = te__mono_us();
+    te_err_t err = te_producer_send(r->p, r->topic, r->ev, NULL, NULL, NULL, 0);
+    int64_t took = te__mono_us() - t0;
+    if (took > r->slowest_us)
+        r->slowest_us = took;
+    if (err == TE_OK)
+        r->resent++;
+    else if (err == TE_ERR_QUEUE_FULL)
+        r->refused++;
+}
+
+START_TEST(send_from_delivery_callback) {
+    char *topic = make_topic("cbsend", 1);
+    te_conf_t *c = conf_new();
+    set(c, "te.queue.max.messages", "5");
+    set(c, "te.send.timeout.ms", "3000");
+    set(c, "linger.ms", "200");
+    resend_t r = {NULL, topic, test_event("user-cb", 0, 0), 0, 0, 0, 0};
+    char e[TE_ERRSTR_SIZE] = "";
+    te_producer_t *p = te_producer_new(c, resend_on_delivery, &r, e, sizeof e);
+    ck_assert_ptr_nonnull(p);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(te_producer_send(p, topic, r.ev, NULL, NULL, e, sizeof e), TE_OK);
+    r.p = p; /* from now on every delivery sends one more, into a full queue */
+    int64_t t0 = te__mono_us();
+    ck_assert_int_eq(te_producer_flush(p, 10000), TE_OK);
+    r.p = NULL;
+    ck_assert_int_lt(te__mono_us() - t0, 2500000); /* no 3 s waits inside callbacks */
+    ck_assert_int_lt(r.slowest_us, 100000);
+    ck_assert_int_ge(r.refused, 1);
+    te_producer_destroy(p);
+    te_event_destroy(r.ev);
+    te_conf_destroy(c);
+}
+END_TEST
+
 START_TEST(producer_refusals_and_fatal) {
     char *topic = make_topic("fatal", 1);
     te_conf_t *c = conf_new();
@@ -1149,6 +1201,7 @@ static Suite *suite(void) {
         {"kill", killed_before_commit_redelivers},
         {"rebalance", rebalance_no_loss_no_duplicates},
         {"queue_full", queue_full},
+        {"send_from_callback", send_from_delivery_callback},
         {"fatal", producer_refusals_and_fatal},
         {"topics_twice", topics_ensure_twice_is_noop},
         {"topics_differ", topics_ensure_reports_differences},

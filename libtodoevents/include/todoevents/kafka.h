@@ -165,7 +165,9 @@ typedef struct te_delivery_s {
  * on the producer's background poll thread (one thread: callbacks never
  * run concurrently with each other).  Must not call te_producer_flush()
  * or te_producer_destroy() on the same producer; sending more is
- * allowed. */
+ * allowed, but such a send never waits for queue space (the slot it would
+ * wait for is freed only after the callback returns): it fails at once with
+ * TE_ERR_QUEUE_FULL when the queue is full. */
 typedef void (*te_delivery_cb)(const te_delivery_t *delivery, void *opaque);
 
 /* New producer.  Defaults (before the conf's own keys): enable.idempotence
@@ -221,10 +223,12 @@ TE_API te_err_t te_producer_send_raw(te_producer_t *p, const char *topic, const 
 TE_API te_err_t te_producer_prepare(te_producer_t *p, const char *topic, int timeout_ms,
                                     char *errstr, size_t errstr_size);
 
-/* Waits until every record sent so far has had its delivery callback
- * (called on the poll thread, which keeps running).  TE_OK, or
- * TE_ERR_TIMEOUT after timeout_ms (-1 = no limit).  Thread-safe; must not
- * be called from the delivery callback. */
+/* Waits until no record is outstanding: every record sent — before the
+ * call and, from other threads, during it — has had its delivery callback
+ * (called on the poll thread, which keeps running).  While other threads
+ * keep sending, use a timeout.  TE_OK, or TE_ERR_TIMEOUT after timeout_ms
+ * (-1 = no limit).  Thread-safe; must not be called from the delivery
+ * callback. */
 TE_API te_err_t te_producer_flush(te_producer_t *p, int timeout_ms);
 
 /* Records sent whose delivery callback has not returned yet. */
