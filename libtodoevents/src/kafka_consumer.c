@@ -219,6 +219,24 @@ static void set_paused(te_consumer_t *c, item_t *it, int pause) {
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* A record we could not keep track of (out of memory, a failed seek) must
+ * not be skipped: storing a later offset of its partition would commit past
+ * it.  Stop the consumer (run() returns TE_ERR_KAFKA with this reason);
+ * nothing after it is stored, so it is redelivered to whoever consumes the
+ * partition next. */
+static void stop_for_redelivery(te_consumer_t *c, const char *reason) {
+    snprintf(c->fatal_str, sizeof c->fatal_str, "%s: consumer stopped so the record is redelivered",
+             reason);
+    atomic_store(&c->fatal, 1);
+    te__klog(&c->log, LOG_ERR, "STOP", "%s", c->fatal_str);
+}
+
+static void lose_track(te_consumer_t *c, const char *what) {
+    char reason[128];
+    snprintf(reason, sizeof reason, "out of memory while %s", what);
+    stop_for_redelivery(c, reason);
+}
+
 /* Resumes a settled record's partition and makes the fetcher continue
  * right after it (whatever was prefetched before the pause is dropped). */
 static void resume_after(te_consumer_t *c, item_t *it) {
@@ -226,11 +244,15 @@ static void resume_after(te_consumer_t *c, item_t *it) {
     rd_kafka_topic_partition_list_t *l =
         one_partition(it->topic, it->m->partition, it->m->offset + 1);
     rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
-    if (e) {
-        te__klog(&c->log, LOG_WARNING, "SEEK", "seek %s [%d] to %lld: %s", it->topic,
+    /* Failures come back in the call's error or per partition. */
+    if (e || l->elems[0].err) {
+        char reason[256];
+        snprintf(reason, sizeof reason, "seek %s [%d] to %lld failed: %s", it->topic,
                  (int)it->m->partition, (long long)(it->m->offset + 1),
-                 rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
+                 e ? rd_kafka_error_string(e) : rd_kafka_err2str(l->elems[0].err));
+        if (e)
+            rd_kafka_error_destroy(e);
+        stop_for_redelivery(c, reason);
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -488,17 +510,6 @@ static int to_dlq(te_consumer_t *c, item_t *it, int was_pending) {
 
 /* Calls the handler for the record's current attempt and acts on the
  * result.  Returns 1 when the record is settled (freed), 0 when pending. */
-/* A record we could not keep track of must not be skipped: storing a later
- * offset of its partition would commit past it.  Stop the consumer (run()
- * returns TE_ERR_KAFKA with this reason); nothing after it is stored, so it
- * is redelivered to whoever consumes the partition next. */
-static void lose_track(te_consumer_t *c, const char *what) {
-    snprintf(c->fatal_str, sizeof c->fatal_str,
-             "out of memory while %s: consumer stopped so the record is redelivered", what);
-    atomic_store(&c->fatal, 1);
-    te__klog(&c->log, LOG_ERR, "MEMORY", "%s", c->fatal_str);
-}
-
 static int attempt(te_consumer_t *c, item_t *it, int was_pending) {
     te_record_t r;
     memset(&r, 0, sizeof r);
