@@ -5,8 +5,8 @@
  * which picks the later offset for ambiguous times). */
 #include "todoevents/datetime.h"
 #include "internal.h"
+#include "ical_time.h"
 
-#include <libical/ical.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,11 +38,23 @@ static void civil_from_days(int64_t z, int *y, int *m, int *d) {
     *y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
-static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+int te__is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
-static int days_in_month(int y, int m) {
+int te__days_in_month(int y, int m) {
     static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
+    return m == 2 && te__is_leap(y) ? 29 : dim[m - 1];
+}
+
+struct icaltimetype te__civil_to_ical(const te_civil_t *c) {
+    struct icaltimetype t = icaltime_null_time();
+    t.year = c->year;
+    t.month = c->month;
+    t.day = c->day;
+    t.hour = c->hour;
+    t.minute = c->minute;
+    t.second = c->second;
+    t.is_date = 0;
+    return t;
 }
 
 static int64_t floor_div(int64_t a, int64_t b) {
@@ -72,7 +84,7 @@ te_err_t te_time_to_civil(te_time_t t, te_civil_t *out) {
 
 static int civil_valid(const te_civil_t *c) {
     return c->year >= 1 && c->year <= 9999 && c->month >= 1 && c->month <= 12 && c->day >= 1 &&
-           c->day <= days_in_month(c->year, c->month) && c->hour >= 0 && c->hour <= 23 &&
+           c->day <= te__days_in_month(c->year, c->month) && c->hour >= 0 && c->hour <= 23 &&
            c->minute >= 0 && c->minute <= 59 && c->second >= 0 && c->second <= 59 &&
            c->usec >= 0 && c->usec <= 999999;
 }
@@ -164,7 +176,7 @@ te_err_t te_time_parse(const char *text, te_time_t *out, int *offset_sec, char *
         BAD("'%s': year must be 0001-9999", text);
     if (c.month < 1 || c.month > 12)
         BAD("'%s': month out of range", text);
-    if (c.day < 1 || c.day > days_in_month(c.year, c.month))
+    if (c.day < 1 || c.day > te__days_in_month(c.year, c.month))
         BAD("'%s': day out of range for the month", text);
     if (c.hour > 23 || c.minute > 59 || sec > 60)
         BAD("'%s': time of day out of range", text);
@@ -294,13 +306,7 @@ static int offset_at_secs(icaltimezone *tz, int64_t utc_secs) {
     te_civil_t c;
     if (te_time_to_civil(utc_secs * USEC, &c) != TE_OK)
         return 0;
-    struct icaltimetype tt = icaltime_null_time();
-    tt.year = c.year;
-    tt.month = c.month;
-    tt.day = c.day;
-    tt.hour = c.hour;
-    tt.minute = c.minute;
-    tt.second = c.second;
+    struct icaltimetype tt = te__civil_to_ical(&c);
     tt.zone = icaltimezone_get_utc_timezone();
     int is_dst = 0;
     return icaltimezone_get_utc_offset_of_utc_time(tz, &tt, &is_dst);

@@ -30,6 +30,10 @@ bool te__utf8_is_blank(const char *s);
  * (U+0000–U+001F, U+007F–U+009F); allow_newline_tab permits \n, \r, \t. */
 bool te__utf8_has_control(const char *s, bool allow_newline_tab);
 
+/* Proleptic Gregorian calendar facts (datetime.c). */
+int te__is_leap(int year);
+int te__days_in_month(int year, int month); /* month 1..12 */
+
 struct json_object;
 /* Strict RFC 8259 parse of len bytes (UTF-8 checked, nothing but white
  * space after the value; rejects what json-c lets through: NaN, leading

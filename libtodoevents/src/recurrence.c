@@ -26,6 +26,7 @@
  *    not keep the INTERVAL grid for HOURLY/MINUTELY/SECONDLY). */
 #include "todoevents/recurrence.h"
 #include "internal.h"
+#include "ical_time.h"
 
 #include <libical/ical.h>
 #include <limits.h>
@@ -67,13 +68,6 @@ const char *te_anchor_name(te_anchor_t anchor) {
 /* ------------------------------------------------------------------ */
 /* small calendar helpers (floating wall-clock arithmetic)              */
 
-static int is_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-static int days_in_month(int y, int m) {
-    static const int dim[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
 /* A wall-clock time as a number: microseconds since 1970-01-01T00:00:00 of
  * the same calendar, no zone.  Only for comparisons and arithmetic. */
 static te_time_t floating(const te_civil_t *c) {
@@ -87,19 +81,6 @@ static int day_of_year(const te_civil_t *c) {
     te_civil_t jan1 = {c->year, 1, 1, 0, 0, 0, 0};
     te_civil_t day = {c->year, c->month, c->day, 0, 0, 0, 0};
     return (int)((floating(&day) - floating(&jan1)) / (SEC_PER_DAY * USEC)) + 1;
-}
-
-static struct icaltimetype civil_to_ical(const te_civil_t *c) {
-    struct icaltimetype t = icaltime_null_time();
-    t.year = c->year;
-    t.month = c->month;
-    t.day = c->day;
-    t.hour = c->hour;
-    t.minute = c->minute;
-    t.second = c->second;
-    t.is_date = 0;
-    t.zone = NULL; /* floating */
-    return t;
 }
 
 /* ------------------------------------------------------------------ */
@@ -527,9 +508,9 @@ static int in_by_list(const short *a, int size, int v, int neg_base) {
  * scan day by day up to the year 2582 looking for one. */
 static int dates_possible(const struct icalrecurrencetype *rule) {
     for (int y = 2023; y <= 2024; y++) {
-        int doy = 0, ylen = is_leap(y) ? 366 : 365;
+        int doy = 0, ylen = te__is_leap(y) ? 366 : 365;
         for (int m = 1; m <= 12; m++) {
-            int dim = days_in_month(y, m);
+            int dim = te__days_in_month(y, m);
             for (int d = 1; d <= dim; d++) {
                 doy++;
                 if (in_by_list(rule->by_month, ICAL_BY_MONTH_SIZE, m, 0) &&
@@ -579,7 +560,7 @@ static te_err_t parse_rule(const char *norm, rr_info_t *info, struct icalrecurre
     struct icalrecurrencetype copy = *rule;
     copy.count = 0;
     copy.until = icaltime_null_time();
-    icalrecur_iterator *it = icalrecur_iterator_new(copy, civil_to_ical(&probe));
+    icalrecur_iterator *it = icalrecur_iterator_new(copy, te__civil_to_ical(&probe));
     if (!it) {
         if (icalerrno == ICAL_NEWFAILED_ERROR)
             return te__seterr(errstr, errstr_size, TE_ERR_NOMEM, "out of memory");
@@ -829,7 +810,7 @@ static int iso_weekday(int y, int m, int d) {
  * on a Wednesday in a leap year. */
 static int iso_weeks_in_year(int y) {
     int jan1 = iso_weekday(y, 1, 1);
-    return jan1 == 4 || (jan1 == 3 && is_leap(y)) ? 53 : 52;
+    return jan1 == 4 || (jan1 == 3 && te__is_leap(y)) ? 53 : 52;
 }
 
 static int weekno_ok(const te_recurrence_t *r, const te_civil_t *c) {
@@ -862,15 +843,11 @@ static int filter_ok(const te_recurrence_t *r, const te_civil_t *c) {
         return 0;
     if (r->second_mask && !(r->second_mask & (UINT64_C(1) << c->second)))
         return 0;
-    if (r->wday_mask) {
-        te_civil_t d = {c->year, c->month, c->day, 0, 0, 0, 0};
-        int64_t days = floating(&d) / (SEC_PER_DAY * USEC); /* exact: midnight */
-        int wd = (int)(((days % 7) + 7 + 4) % 7);           /* 1970-01-01 was a Thursday */
-        if (!(r->wday_mask & (1u << wd)))
-            return 0;
-    }
+    /* wday_mask bit 0 = Sunday: ISO 7 (Sunday) % 7 = 0. */
+    if (r->wday_mask && !(r->wday_mask & (1u << (iso_weekday(c->year, c->month, c->day) % 7))))
+        return 0;
     if (r->filter_monthday) {
-        int dim = days_in_month(c->year, c->month), ok = 0;
+        int dim = te__days_in_month(c->year, c->month), ok = 0;
         for (int i = 0; i < r->n_monthday && !ok; i++) {
             int v = r->monthday[i];
             ok = v > 0 ? c->day == v : c->day == dim + v + 1;
@@ -879,7 +856,7 @@ static int filter_ok(const te_recurrence_t *r, const te_civil_t *c) {
             return 0;
     }
     if (r->filter_yearday) {
-        int len = is_leap(c->year) ? 366 : 365, doy = day_of_year(c), ok = 0;
+        int len = te__is_leap(c->year) ? 366 : 365, doy = day_of_year(c), ok = 0;
         for (int i = 0; i < r->n_yearday && !ok; i++) {
             int v = r->yearday[i];
             ok = v > 0 ? doy == v : doy == len + v + 1;
@@ -893,7 +870,7 @@ static int filter_ok(const te_recurrence_t *r, const te_civil_t *c) {
 static te_err_t new_iterator(const te_recurrence_t *r, const te_civil_t *dtstart,
                              icalrecur_iterator **out) {
     icalerror_clear_errno();
-    *out = icalrecur_iterator_new(r->rule, civil_to_ical(dtstart));
+    *out = icalrecur_iterator_new(r->rule, te__civil_to_ical(dtstart));
     if (!*out)
         return icalerrno == ICAL_NEWFAILED_ERROR ? TE_ERR_NOMEM : TE_ERR_RRULE;
     return TE_OK;
@@ -932,7 +909,7 @@ static te_err_t fast_forward(gen_t *g, te_time_t ls) {
         te_err_t err = new_iterator(r, &g->start, &it);
         if (err)
             return err;
-        if (!icalrecur_iterator_set_start(it, civil_to_ical(&day))) {
+        if (!icalrecur_iterator_set_start(it, te__civil_to_ical(&day))) {
             icalrecur_iterator_free(it);
             return TE_OK;
         }
