@@ -14,6 +14,8 @@ TE_PACKAGES=(
   libjson-c-dev libical-dev liburiparser-dev libssl-dev uuid-dev tzdata librdkafka-dev
   liblz4-dev libzstd-dev libsasl2-dev zlib1g-dev  # static linking of librdkafka
   check valgrind
+  libmicrohttpd-dev libpq-dev libhiredis-dev libcurl4-openssl-dev  # daemons
+  python3  # API tests (standard library only)
 )
 
 # Installs whatever of TE_PACKAGES is missing (apt-get; root or sudo).

@@ -1,0 +1,168 @@
+/* PostgreSQL connection pool and migrations (see pg.h). */
+#include "pg.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct td_pg_pool_s {
+    char *conninfo;
+    int size;
+    PGconn **conns;  /* free slots (NULL = not connected yet) */
+    int nfree;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int up;
+};
+
+td_pg_pool_t *td_pg_pool_new(const char *conninfo, int size) {
+    td_pg_pool_t *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->conninfo = strdup(conninfo);
+    p->size = size > 0 ? size : 1;
+    p->conns = calloc((size_t)p->size, sizeof *p->conns);
+    if (!p->conninfo || !p->conns) {
+        free(p->conninfo);
+        free(p->conns);
+        free(p);
+        return NULL;
+    }
+    p->nfree = p->size;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    atomic_init(&p->up, 1);
+    return p;
+}
+
+void td_pg_pool_destroy(td_pg_pool_t *p) {
+    if (!p) return;
+    for (int i = 0; i < p->nfree; i++)
+        if (p->conns[i]) PQfinish(p->conns[i]);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->conns);
+    free(p->conninfo);
+    free(p);
+}
+
+static void set_up(td_pg_pool_t *p, int up) {
+    int was = atomic_exchange(&p->up, up);
+    if (was != up)
+        td_logf(up ? TD_LOG_INFO : TD_LOG_ERROR, NULL, up ? "postgres available again"
+                                                          : "postgres unavailable");
+}
+
+PGconn *td_pg_acquire(td_pg_pool_t *p, char *errstr, size_t errstr_size) {
+    pthread_mutex_lock(&p->mu);
+    while (p->nfree == 0) pthread_cond_wait(&p->cv, &p->mu);
+    PGconn *c = p->conns[--p->nfree];
+    p->conns[p->nfree] = NULL;
+    pthread_mutex_unlock(&p->mu);
+
+    if (c && PQstatus(c) != CONNECTION_OK) PQreset(c);
+    if (!c) c = PQconnectdb(p->conninfo);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        snprintf(errstr, errstr_size, "postgres: %s",
+                 c ? PQerrorMessage(c) : "out of memory");
+        /* strip libpq's trailing newline */
+        size_t n = strlen(errstr);
+        while (n && (errstr[n - 1] == '\n' || errstr[n - 1] == '\r')) errstr[--n] = '\0';
+        set_up(p, 0);
+        td_pg_release(p, c);
+        return NULL;
+    }
+    set_up(p, 1);
+    return c;
+}
+
+void td_pg_release(td_pg_pool_t *p, PGconn *c) {
+    if (c && PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(c, "ROLLBACK");
+        PQclear(r);
+    }
+    if (c && PQstatus(c) != CONNECTION_OK) {
+        PQfinish(c);
+        c = NULL;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->conns[p->nfree++] = c;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int td_pg_up(const td_pg_pool_t *p) { return atomic_load(&((td_pg_pool_t *)p)->up); }
+
+const char *td_pg_sqlstate(const PGresult *res) {
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+static int check(PGresult *res, char *errstr, size_t errstr_size, const char *what) {
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return 0;
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    snprintf(errstr, errstr_size, "%s: %s", what, msg ? msg : PQresStatus(st));
+    return -1;
+}
+
+int td_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size) {
+    PGresult *r = PQexec(conn, sql);
+    int rc = check(r, errstr, errstr_size, "postgres");
+    PQclear(r);
+    return rc;
+}
+
+/* Lock id: any constant shared by every replica ("te-migrate"). */
+#define MIGRATE_LOCK "7465000001"
+
+int td_pg_migrate(PGconn *conn, const td_migration_t *m, size_t n, int *applied, char *errstr,
+                  size_t errstr_size) {
+    *applied = 0;
+    if (td_pg_exec(conn, "BEGIN", errstr, errstr_size) != 0) return -1;
+    if (td_pg_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", errstr, errstr_size) ||
+        td_pg_exec(conn,
+                   "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   " version integer PRIMARY KEY, name text NOT NULL,"
+                   " applied_at timestamptz NOT NULL DEFAULT now())",
+                   errstr, errstr_size))
+        goto fail;
+    PGresult *r = PQexec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    if (check(r, errstr, errstr_size, "schema_migrations")) {
+        PQclear(r);
+        goto fail;
+    }
+    int current = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].version <= current) continue;
+        r = PQexec(conn, m[i].sql);
+        char what[160];
+        snprintf(what, sizeof what, "migration %d (%s)", m[i].version, m[i].name);
+        if (check(r, errstr, errstr_size, what)) {
+            PQclear(r);
+            goto fail;
+        }
+        PQclear(r);
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d", m[i].version);
+        const char *params[2] = {ver, m[i].name};
+        r = PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
+                         NULL, params, NULL, NULL, 0);
+        if (check(r, errstr, errstr_size, "schema_migrations")) {
+            PQclear(r);
+            goto fail;
+        }
+        PQclear(r);
+        (*applied)++;
+    }
+    if (td_pg_exec(conn, "COMMIT", errstr, errstr_size) != 0) return -1;
+    return 0;
+fail:
+    PQclear(PQexec(conn, "ROLLBACK"));
+    *applied = 0;
+    return -1;
+}

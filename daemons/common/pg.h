@@ -1,0 +1,48 @@
+/* PostgreSQL for the daemons: a fixed pool of libpq connections and the
+ * versioned-migration runner.
+ *
+ * Threads: the pool is thread-safe; a connection taken with
+ * td_pg_acquire() belongs to the calling thread until td_pg_release(). */
+#ifndef TD_PG_H
+#define TD_PG_H
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+typedef struct td_pg_pool_s td_pg_pool_t;
+
+/* Opens size connections lazily (on first use): the pool is created even
+ * while PostgreSQL is down.  conninfo is copied.  NULL on out of memory. */
+td_pg_pool_t *td_pg_pool_new(const char *conninfo, int size);
+/* Closes every connection.  All must have been released.  NULL ok. */
+void td_pg_pool_destroy(td_pg_pool_t *pool);
+/* Waits for a free connection, (re)connecting it when needed.  NULL when
+ * PostgreSQL cannot be reached (errstr says why). */
+PGconn *td_pg_acquire(td_pg_pool_t *pool, char *errstr, size_t errstr_size);
+/* Returns a connection; a connection left inside a transaction or broken
+ * is reset first. */
+void td_pg_release(td_pg_pool_t *pool, PGconn *conn);
+/* 1 when the last attempt to use PostgreSQL worked. */
+int td_pg_up(const td_pg_pool_t *pool);
+
+/* One migration: version (> 0, ascending), name, SQL text. */
+typedef struct td_migration_s {
+    int version;
+    const char *name;
+    const char *sql;
+} td_migration_t;
+
+/* Applies every migration newer than the database's version, in one
+ * transaction under an advisory lock (so concurrent replicas run them one
+ * at a time, and a failing migration leaves nothing half-applied).
+ * *applied gets the number applied.  0 or -1 (errstr). */
+int td_pg_migrate(PGconn *conn, const td_migration_t *m, size_t n, int *applied, char *errstr,
+                  size_t errstr_size);
+
+/* Runs a statement without result rows; 0 or -1 with the server's message
+ * in errstr.  Convenience for BEGIN/COMMIT and DDL. */
+int td_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size);
+/* SQLSTATE of a result ("" when none). */
+const char *td_pg_sqlstate(const PGresult *res);
+
+#endif

@@ -1,0 +1,221 @@
+/* todo-api: configuration from the environment, start-up, graceful
+ * shutdown.  docs/api.md describes the settings and the routes. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "env.h"
+#include "log.h"
+
+static void kafka_log(void *opaque, int level, const char *facility, const char *message) {
+    (void)opaque;
+    td_log_level_t l = level <= 3 ? TD_LOG_ERROR : level == 4 ? TD_LOG_WARN : level <= 6 ? TD_LOG_INFO : TD_LOG_DEBUG;
+    if (!td_log_enabled(l)) return;
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "facility", json_object_new_string(facility));
+    td_log(l, NULL, message, f);
+}
+
+typedef struct kconf_arg_s {
+    te_conf_t *conf;
+    int bad;
+} kconf_arg_t;
+
+static void kafka_env(const char *key, const char *value, void *arg) {
+    kconf_arg_t *a = arg;
+    char err[TE_ERRSTR_SIZE];
+    if (te_conf_set(a->conf, key, value, err, sizeof err) != TE_OK) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_ setting %s: %s", key, err);
+        a->bad = 1;
+    }
+}
+
+static te_conf_t *kafka_conf(const char *brokers) {
+    te_conf_t *conf = te_conf_new();
+    if (!conf) return NULL;
+    char err[TE_ERRSTR_SIZE];
+    if (te_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err) != TE_OK) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_BROKERS: %s", err);
+        te_conf_destroy(conf);
+        return NULL;
+    }
+    te_conf_set(conf, "client.id", "todo-api", NULL, 0);
+    te_conf_set_log_cb(conf, kafka_log, NULL);
+    static const char *const skip[] = {"TE_KAFKA_BROKERS", "TE_KAFKA_LIBS", NULL};
+    kconf_arg_t a = {conf, 0};
+    td_env_each_prefixed("TE_KAFKA_", skip, kafka_env, &a);
+    if (a.bad) {
+        te_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+static int configure_jwt(api_t *api) {
+    char err[TE_ERRSTR_SIZE];
+    int ferr = 0, configured = 0;
+    if (te_jwt_verifier_new(&api->jwt) != TE_OK) return -1;
+    char *secret = td_env_secret("TE_JWT_SECRET", &ferr);
+    if (ferr) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_JWT_SECRET_FILE cannot be read");
+        return -1;
+    }
+    if (secret) {
+        te_err_t e = te_jwt_verifier_set_secret(api->jwt, secret, strlen(secret));
+        free(secret);
+        if (e != TE_OK) {
+            td_logf(TD_LOG_ERROR, NULL, "TE_JWT_SECRET: %s (at least %d bytes)", te_err2str(e),
+                    TE_JWT_HS256_MIN_SECRET);
+            return -1;
+        }
+        configured = 1;
+    }
+    const char *pk = td_env_str("TE_JWT_PUBLIC_KEY_FILE", NULL);
+    if (pk) {
+        FILE *f = fopen(pk, "r");
+        char pem[16384];
+        size_t n = f ? fread(pem, 1, sizeof pem - 1, f) : 0;
+        if (f) fclose(f);
+        if (!n || te_jwt_verifier_set_public_key_pem(api->jwt, pem, n, err, sizeof err) != TE_OK) {
+            td_logf(TD_LOG_ERROR, NULL, "TE_JWT_PUBLIC_KEY_FILE %s: %s", pk, n ? err : "cannot be read");
+            return -1;
+        }
+        configured = 1;
+    }
+    if (!configured) {
+        td_logf(TD_LOG_ERROR, NULL, "set TE_JWT_SECRET (or TE_JWT_SECRET_FILE) or TE_JWT_PUBLIC_KEY_FILE");
+        return -1;
+    }
+    if (td_env_str("TE_JWT_ISSUER", NULL)) te_jwt_verifier_set_issuer(api->jwt, td_env_str("TE_JWT_ISSUER", NULL));
+    if (td_env_str("TE_JWT_AUDIENCE", NULL))
+        te_jwt_verifier_set_audience(api->jwt, td_env_str("TE_JWT_AUDIENCE", NULL));
+    te_jwt_verifier_set_leeway(api->jwt, (int)td_env_long("TE_JWT_LEEWAY", 30, 0, 3600, NULL));
+    return 0;
+}
+
+static int migrate(const char *pg_url) {
+    td_pg_pool_t *pool = td_pg_pool_new(pg_url, 1);
+    char err[512];
+    PGconn *c = pool ? td_pg_acquire(pool, err, sizeof err) : NULL;
+    int applied = 0, rc = -1;
+    if (c) {
+        rc = td_pg_migrate(c, api_migrations, api_migrations_count, &applied, err, sizeof err);
+        td_pg_release(pool, c);
+    }
+    if (rc == 0) td_logf(TD_LOG_INFO, NULL, "migrations: %d applied, schema version %d", applied,
+                         api_migrations_count ? api_migrations[api_migrations_count - 1].version : 0);
+    else td_logf(TD_LOG_ERROR, NULL, "migrations failed: %s", err);
+    td_pg_pool_destroy(pool);
+    return rc;
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: todo-api [serve|migrate|version]\n"
+                    "  configuration: environment variables, see docs/api.md\n");
+}
+
+int main(int argc, char **argv) {
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("todo-api %s\n", te_version_str());
+        return 0;
+    }
+    if (argc > 2 || (strcmp(cmd, "serve") != 0 && strcmp(cmd, "migrate") != 0)) {
+        usage();
+        return 2;
+    }
+    td_log_init("todo-api");
+    const char *pg_url = td_env_str("TE_PG_URL", NULL);
+    if (!pg_url) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_PG_URL is required");
+        return 2;
+    }
+    if (strcmp(cmd, "migrate") == 0) {
+        int rc = migrate(pg_url);
+        td_metrics_shutdown();
+        return rc == 0 ? 0 : 1;
+    }
+
+    /* Signals are taken by sigwait() below; every thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    api_t api = {0};
+    int bad = 0, status = 1;
+    long threads = td_env_long("TE_API_THREADS", sysconf(_SC_NPROCESSORS_ONLN) < 2 ? 2 : sysconf(_SC_NPROCESSORS_ONLN), 1, 256, &bad);
+    api.max_body = (size_t)td_env_long("TE_API_MAX_BODY", 65536, 1024, 16 << 20, &bad);
+    api.rate = (double)td_env_long("TE_RATE_LIMIT", 50, 0, 1000000, &bad);
+    api.burst = (double)td_env_long("TE_RATE_BURST", 100, 1, 1000000, &bad);
+    api.idem_ttl = (int)td_env_long("TE_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400, &bad);
+    api.sync_retention_days = (int)td_env_long("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
+    const char *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
+    if (bad) td_logf(TD_LOG_ERROR, NULL, "a numeric setting is out of range (docs/api.md)");
+    if (!brokers) td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_BROKERS is required");
+    if (bad || !brokers || configure_jwt(&api) != 0) goto out;
+    if (!(api.kafka_conf = kafka_conf(brokers))) goto out;
+    if (td_env_bool("TE_MIGRATE", 1) && migrate(pg_url) != 0) goto out;
+
+    static const char *const LBL[] = {"route", "method", "status", NULL};
+    api.m_latency = td_histogram("te_http_request_duration_seconds", "HTTP request latency", LBL, NULL, 0);
+    api.m_in_flight = td_gauge("te_http_requests_in_flight", "Requests being served", NULL);
+    api.m_rate_limited = td_counter("te_rate_limited_total", "Requests answered 429", NULL);
+    td_metric_t *pg_up = td_gauge("te_pg_up", "1 when PostgreSQL answered the last readiness check", NULL);
+    td_metric_set(pg_up, NULL, 1);
+    api.pool = td_pg_pool_new(pg_url, (int)threads);
+    char err[512];
+    const char *redis_url = td_env_str("TE_REDIS_URL", NULL);
+    if (redis_url) {
+        api.redis = td_redis_new(redis_url, (int)threads, err, sizeof err);
+        if (!api.redis) {
+            td_logf(TD_LOG_ERROR, NULL, "TE_REDIS_URL: %s", err);
+            goto out;
+        }
+        if (!td_redis_ping(api.redis))
+            td_logf(TD_LOG_WARN, NULL, "redis unavailable: serving without idempotency keys and rate limits");
+    } else {
+        td_logf(TD_LOG_WARN, NULL, "TE_REDIS_URL not set: no idempotency keys, no rate limit");
+    }
+    if (td_env_bool("TE_OUTBOX_RELAY", 1) &&
+        !(api.relay = relay_start(pg_url, api.kafka_conf, err, sizeof err))) {
+        td_logf(TD_LOG_ERROR, NULL, "outbox relay: %s", err);
+        goto out;
+    }
+    td_http_config_t hc = {.listen = td_env_str("TE_API_LISTEN", "127.0.0.1:8080"),
+                           .threads = (int)threads,
+                           .max_body = api.max_body,
+                           .timeout_s = 60};
+    td_http_server_t *srv = td_http_start(&hc, api_dispatch, &api, err, sizeof err);
+    if (!srv) {
+        td_logf(TD_LOG_ERROR, NULL, "%s", err);
+        goto out;
+    }
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "listen", json_object_new_string(hc.listen));
+    json_object_object_add(f, "port", json_object_new_int(td_http_port(srv)));
+    json_object_object_add(f, "threads", json_object_new_int((int)threads));
+    json_object_object_add(f, "version", json_object_new_string(te_version_str()));
+    td_log(TD_LOG_INFO, NULL, "todo-api serving", f);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    td_logf(TD_LOG_INFO, NULL, "signal %d: shutting down", sig);
+    td_http_stop(srv); /* finishes in-flight requests */
+    status = 0;
+out:
+    relay_stop(api.relay);
+    td_redis_destroy(api.redis);
+    td_pg_pool_destroy(api.pool);
+    te_conf_destroy(api.kafka_conf);
+    te_jwt_verifier_destroy(api.jwt);
+    if (status == 0) td_logf(TD_LOG_INFO, NULL, "stopped");
+    td_metrics_shutdown();
+    return status;
+}

@@ -1,0 +1,393 @@
+/* The outbox relay: publishes the outbox rows to Kafka and deletes each
+ * row only after the broker acknowledged it.
+ *
+ * - One active relay across replicas: a session advisory lock.  Others
+ *   stand by and take over when the holder's connection ends.  One sender
+ *   keeps one user's events in commit order (their rows get ascending ids
+ *   because the user's sequence row lock is held until commit).
+ * - Claiming: rows are marked claimed (FOR UPDATE SKIP LOCKED) before they
+ *   are handed to the idempotent producer, which retries without a
+ *   deadline (message.timeout.ms=0): with Kafka down, records wait in the
+ *   producer (at most TE_OUTBOX_INFLIGHT) and the rest in the table.
+ * - A new leader first un-claims everything: what the previous leader had
+ *   in flight is sent again (at-least-once; consumers dedupe by event id).
+ * - Woken by LISTEN te_outbox and every second; deliveries wake it through
+ *   a pipe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+
+#define RELAY_LOCK "7465000002"
+#define BATCH 500
+
+typedef struct idlist_s {
+    long long *v;
+    size_t n, cap;
+} idlist_t;
+
+struct relay_s {
+    char *pg_url;
+    te_producer_t *producer;
+    pthread_t thread;
+    atomic_int stop;
+    atomic_int kafka_ok;
+    int wake[2];
+    pthread_mutex_t mu;       /* guards done/failed */
+    idlist_t done, failed;
+    size_t max_inflight;
+    td_metric_t *m_backlog, *m_published, *m_delivery, *m_errors, *m_leader;
+};
+
+static int idlist_push(idlist_t *l, long long id) {
+    if (l->n == l->cap) {
+        size_t c = l->cap ? l->cap * 2 : 256;
+        long long *nv = realloc(l->v, c * sizeof *nv);
+        if (!nv) return -1;
+        l->v = nv;
+        l->cap = c;
+    }
+    l->v[l->n++] = id;
+    return 0;
+}
+
+static void on_delivery(const te_delivery_t *d, void *opaque) {
+    relay_t *r = opaque;
+    long long id = (long long)(intptr_t)d->msg_opaque;
+    pthread_mutex_lock(&r->mu);
+    int was_empty = r->done.n == 0 && r->failed.n == 0;
+    if (d->err == TE_OK) {
+        idlist_push(&r->done, id);
+    } else if (d->err != TE_ERR_CLOSED) {
+        /* purged at shutdown: left claimed, the next leader resends */
+        idlist_push(&r->failed, id);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (d->err == TE_OK) {
+        td_metric_observe(r->m_delivery, NULL, (double)d->latency_us / 1e6);
+        td_metric_inc(r->m_published, NULL, 1);
+    } else {
+        td_metric_inc(r->m_errors, NULL, 1);
+        td_logf(TD_LOG_WARN, NULL, "outbox: delivery of row %lld failed: %s", id, d->errstr);
+    }
+    if (was_empty) {
+        char b = 1;
+        ssize_t w = write(r->wake[1], &b, 1);
+        (void)w;
+    }
+}
+
+/* "{1,2,3}" for = ANY($1::bigint[]). */
+static char *array_literal(const idlist_t *l) {
+    char *s = malloc(l->n * 21 + 3), *w = s;
+    if (!s) return NULL;
+    *w++ = '{';
+    for (size_t i = 0; i < l->n; i++) w += sprintf(w, "%s%lld", i ? "," : "", l->v[i]);
+    *w++ = '}';
+    *w = '\0';
+    return s;
+}
+
+static int exec_ids(PGconn *c, const char *sql, const idlist_t *l) {
+    char *arr = array_literal(l);
+    if (!arr) return -1;
+    const char *v[1] = {arr};
+    PGresult *res = PQexecParams(c, sql, 1, NULL, v, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc) td_logf(TD_LOG_ERROR, NULL, "outbox: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    free(arr);
+    return rc;
+}
+
+/* Deletes delivered rows, un-claims failed ones.  -1 on a database error
+ * (the lists are kept for the next try). */
+static int settle(relay_t *r, PGconn *c) {
+    idlist_t done = {0}, failed = {0};
+    pthread_mutex_lock(&r->mu);
+    done = r->done;
+    failed = r->failed;
+    memset(&r->done, 0, sizeof r->done);
+    memset(&r->failed, 0, sizeof r->failed);
+    pthread_mutex_unlock(&r->mu);
+    int rc = 0;
+    if (done.n && exec_ids(c, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", &done) != 0) rc = -1;
+    if (failed.n && exec_ids(c, "UPDATE outbox SET claimed_at = NULL WHERE id = ANY($1::bigint[])",
+                             &failed) != 0)
+        rc = -1;
+    if (rc != 0) {
+        /* put them back */
+        pthread_mutex_lock(&r->mu);
+        for (size_t i = 0; i < done.n; i++) idlist_push(&r->done, done.v[i]);
+        for (size_t i = 0; i < failed.n; i++) idlist_push(&r->failed, failed.v[i]);
+        pthread_mutex_unlock(&r->mu);
+    }
+    free(done.v);
+    free(failed.v);
+    return rc;
+}
+
+static te_headers_t *ce_headers(void) {
+    static const char ct[] = "application/cloudevents+json; charset=UTF-8";
+    te_headers_t *h = te_headers_new();
+    if (h) te_headers_add(h, "content-type", ct, sizeof ct - 1);
+    return h;
+}
+
+/* Claims and sends one batch.  Returns rows sent, -1 on a database error. */
+static int claim_and_send(relay_t *r, PGconn *c, const te_headers_t *hdr) {
+    size_t out = te_producer_outstanding(r->producer);
+    if (out >= r->max_inflight) return 0;
+    size_t want = r->max_inflight - out;
+    if (want > BATCH) want = BATCH;
+    char lim[16];
+    snprintf(lim, sizeof lim, "%zu", want);
+    const char *v[1] = {lim};
+    PGresult *res = PQexecParams(
+        c,
+        "WITH c AS (SELECT id FROM outbox WHERE claimed_at IS NULL ORDER BY id LIMIT $1::int "
+        "           FOR UPDATE SKIP LOCKED) "
+        "UPDATE outbox o SET claimed_at = now() FROM c WHERE o.id = c.id "
+        "RETURNING o.id, o.topic, o.key, o.payload",
+        1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        td_logf(TD_LOG_ERROR, NULL, "outbox claim: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    /* RETURNING has no order: send in id order */
+    int *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
+    long long *ids = malloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+    for (int i = 0; idx && ids && i < n; i++) {
+        ids[i] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        int j = i;
+        while (j > 0 && ids[idx[j - 1]] > ids[i]) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = i;
+    }
+    idlist_t unsent = {0};
+    for (int k = 0; idx && ids && k < n; k++) {
+        int i = idx[k];
+        const char *key = PQgetvalue(res, i, 2), *payload = PQgetvalue(res, i, 3);
+        char err[TE_ERRSTR_SIZE];
+        te_err_t e = unsent.n ? TE_ERR_QUEUE_FULL
+                              : te_producer_send_raw(r->producer, PQgetvalue(res, i, 1), key, strlen(key),
+                                                     payload, (size_t)PQgetlength(res, i, 3), hdr,
+                                                     (void *)(intptr_t)ids[i], err, sizeof err);
+        if (e != TE_OK) {
+            if (!unsent.n) td_logf(TD_LOG_WARN, NULL, "outbox: send failed (%s): retrying later", te_err2str(e));
+            idlist_push(&unsent, ids[i]);
+        }
+    }
+    PQclear(res);
+    if (unsent.n) exec_ids(c, "UPDATE outbox SET claimed_at = NULL WHERE id = ANY($1::bigint[])", &unsent);
+    free(unsent.v);
+    free(idx);
+    free(ids);
+    return n;
+}
+
+static void update_backlog(relay_t *r, PGconn *c) {
+    PGresult *res = PQexec(c, "SELECT count(*) FROM outbox");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK)
+        td_metric_set(r->m_backlog, NULL, (double)strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+    PQclear(res);
+}
+
+static void prune_changes(PGconn *c) {
+    const char *days = getenv("TE_SYNC_RETENTION_DAYS");
+    const char *v[1] = {days && *days ? days : "7"};
+    PGresult *res = PQexecParams(
+        c,
+        "WITH d AS (DELETE FROM changes WHERE at < now() - make_interval(days => $1::int) "
+        "           RETURNING user_id, seq) "
+        "UPDATE user_seq u SET pruned_seq = greatest(u.pruned_seq, m.s) "
+        "FROM (SELECT user_id, max(seq) AS s FROM d GROUP BY user_id) m WHERE u.user_id = m.user_id",
+        1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        td_logf(TD_LOG_WARN, NULL, "change log pruning: %s", PQresultErrorMessage(res));
+    PQclear(res);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void drain_pipe(int fd) {
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+}
+
+/* Waits for a notification, a delivery, or the timeout. */
+static void wait_for_work(relay_t *r, PGconn *c, int timeout_ms) {
+    struct pollfd pf[2] = {{.fd = r->wake[0], .events = POLLIN}, {.fd = c ? PQsocket(c) : -1, .events = POLLIN}};
+    poll(pf, c ? 2 : 1, timeout_ms);
+    drain_pipe(r->wake[0]);
+    if (c) {
+        PQconsumeInput(c);
+        PGnotify *n;
+        while ((n = PQnotifies(c)) != NULL) PQfreemem(n);
+    }
+}
+
+static int try_lead(relay_t *r, PGconn *c) {
+    PGresult *res = PQexec(c, "SELECT pg_try_advisory_lock(" RELAY_LOCK ")");
+    int got = PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!got) return 0;
+    /* What we ourselves still have in flight must finish before claims are
+     * reset, or it would be sent twice. */
+    while (te_producer_outstanding(r->producer) > 0 && !atomic_load(&r->stop))
+        te_producer_flush(r->producer, 1000);
+    settle(r, c);
+    res = PQexec(c, "UPDATE outbox SET claimed_at = NULL WHERE claimed_at IS NOT NULL");
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (ok) ok = td_pg_exec(c, "LISTEN te_outbox", NULL, 0) == 0;
+    return ok;
+}
+
+static void *relay_main(void *arg) {
+    relay_t *r = arg;
+    PGconn *c = NULL;
+    int leader = 0;
+    double next_backlog = 0, next_kafka = 0, next_prune = 0, retry_at = 0;
+    te_headers_t *hdr = ce_headers();
+    while (!atomic_load(&r->stop)) {
+        double t = now_s();
+        if (t >= next_kafka) {
+            char err[TE_ERRSTR_SIZE];
+            te_err_t e = te_producer_prepare(r->producer, "task.events", 1000, err, sizeof err);
+            int okk = e == TE_OK;
+            if (okk != atomic_exchange(&r->kafka_ok, okk))
+                td_logf(okk ? TD_LOG_INFO : TD_LOG_WARN, NULL, okk ? "kafka reachable" : "kafka unreachable: %s", err);
+            next_kafka = t + (okk ? 5 : 2);
+        }
+        if (!c || PQstatus(c) != CONNECTION_OK) {
+            if (t < retry_at) {
+                wait_for_work(r, NULL, 200);
+                continue;
+            }
+            if (c) PQfinish(c);
+            c = PQconnectdb(r->pg_url);
+            leader = 0;
+            td_metric_set(r->m_leader, NULL, 0);
+            if (PQstatus(c) != CONNECTION_OK) {
+                td_logf(TD_LOG_WARN, NULL, "outbox relay: postgres: %s", PQerrorMessage(c));
+                retry_at = t + 1;
+                continue;
+            }
+        }
+        if (!leader) {
+            leader = try_lead(r, c);
+            td_metric_set(r->m_leader, NULL, leader);
+            if (leader) td_logf(TD_LOG_INFO, NULL, "outbox relay: active");
+            else {
+                settle(r, c);
+                wait_for_work(r, NULL, 1000);
+                continue;
+            }
+        }
+        if (settle(r, c) != 0) {
+            wait_for_work(r, c, 200);
+            continue;
+        }
+        int sent = claim_and_send(r, c, hdr);
+        t = now_s();
+        if (t >= next_backlog) {
+            update_backlog(r, c);
+            next_backlog = t + 1;
+        }
+        if (t >= next_prune) {
+            prune_changes(c);
+            next_prune = t + 3600;
+        }
+        if (sent == BATCH) continue; /* more waiting */
+        wait_for_work(r, c, te_producer_outstanding(r->producer) ? 100 : 1000);
+    }
+    /* Shutdown: let what was sent be acknowledged, record it, stop. */
+    te_producer_flush(r->producer, 5000);
+    if (c && PQstatus(c) == CONNECTION_OK) settle(r, c);
+    te_headers_destroy(hdr);
+    if (c) PQfinish(c);
+    return NULL;
+}
+
+relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, char *errstr, size_t errstr_size) {
+    relay_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    r->pg_url = strdup(pg_url);
+    pthread_mutex_init(&r->mu, NULL);
+    r->wake[0] = r->wake[1] = -1;
+    const char *mi = getenv("TE_OUTBOX_INFLIGHT");
+    r->max_inflight = mi && atoi(mi) > 0 ? (size_t)atoi(mi) : 10000;
+    r->m_backlog = td_gauge("te_outbox_backlog", "Outbox rows not yet acknowledged by Kafka", NULL);
+    r->m_published = td_counter("te_outbox_published_total", "Outbox events acknowledged by Kafka", NULL);
+    r->m_errors = td_counter("te_kafka_delivery_errors_total", "Failed Kafka deliveries (retried)", NULL);
+    r->m_delivery = td_histogram("te_kafka_delivery_seconds", "Send to broker acknowledgement", NULL, NULL, 0);
+    r->m_leader = td_gauge("te_outbox_relay_active", "1 when this replica's relay holds the lock", NULL);
+    atomic_init(&r->kafka_ok, 0);
+    te_conf_t *conf = te_conf_dup(kafka_conf);
+    char size[32];
+    size_t sz = sizeof size;
+    /* No delivery deadline unless configured: a record waits for Kafka. */
+    if (conf && te_conf_get(conf, "message.timeout.ms", size, &sz) == TE_ERR_NOT_FOUND)
+        te_conf_set(conf, "message.timeout.ms", "0", NULL, 0);
+    if (!conf || pipe(r->wake) != 0 || fcntl(r->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(r->wake[1], F_SETFL, O_NONBLOCK) != 0 ||
+        !(r->producer = te_producer_new(conf, on_delivery, r, errstr, errstr_size))) {
+        if (!conf) snprintf(errstr, errstr_size, "out of memory");
+        te_conf_destroy(conf);
+        relay_stop(r);
+        return NULL;
+    }
+    te_conf_destroy(conf);
+    if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+        snprintf(errstr, errstr_size, "cannot start the relay thread");
+        te_producer_destroy(r->producer);
+        r->producer = NULL;
+        relay_stop(r);
+        return NULL;
+    }
+    return r;
+}
+
+void relay_stop(relay_t *r) {
+    if (!r) return;
+    if (r->producer) {
+        atomic_store(&r->stop, 1);
+        char b = 1;
+        ssize_t w = write(r->wake[1], &b, 1);
+        (void)w;
+        pthread_join(r->thread, NULL);
+        te_producer_destroy(r->producer);
+    }
+    if (r->wake[0] >= 0) close(r->wake[0]);
+    if (r->wake[1] >= 0) close(r->wake[1]);
+    pthread_mutex_destroy(&r->mu);
+    free(r->done.v);
+    free(r->failed.v);
+    free(r->pg_url);
+    free(r);
+}
+
+int relay_kafka_ok(relay_t *r) { return atomic_load(&r->kafka_ok); }

@@ -1,0 +1,482 @@
+/* Task rows, reminders, change log and outbox (see store.h). */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define US(col) "(extract(epoch from " col ") * 1000000)::bigint"
+
+const char STORE_TASK_COLUMNS[] =
+    "t.id::text, t.user_id, t.title, t.description, t.priority, t.status, " US("t.due_at")
+    ", t.timezone, array_to_json(t.tags)::text, t.rrule, t.rrule_zone, t.rrule_anchor, "
+    "t.series_id::text, t.occurrence, t.version, " US("t.created_at") ", " US("t.updated_at")
+    ", " US("t.completed_at") ", te_task_reminders(t.id)::text";
+
+enum { C_ID, C_USER, C_TITLE, C_DESC, C_PRIO, C_STATUS, C_DUE, C_TZ, C_TAGS, C_RRULE, C_RZONE,
+       C_RANCHOR, C_SERIES, C_OCC, C_VERSION, C_CREATED, C_UPDATED, C_COMPLETED, C_REMINDERS };
+
+static void fail(char *errstr, size_t size, const char *what, const PGresult *res,
+                 const PGconn *c) {
+    const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    snprintf(errstr, size, "%s: %s", what, m ? m : (c ? PQerrorMessage(c) : "error"));
+}
+
+static int ok(PGresult *res) {
+    ExecStatusType st = PQresultStatus(res);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* Runs a parameterised statement; the result is returned only on success. */
+static PGresult *run(PGconn *c, const char *what, const char *sql, int n, const char *const *v,
+                     char *errstr, size_t size) {
+    PGresult *res = PQexecParams(c, sql, n, NULL, v, NULL, NULL, 0);
+    if (!ok(res)) {
+        fail(errstr, size, what, res, c);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+void stored_task_clear(stored_task_t *st) {
+    te_task_destroy(st->task);
+    json_object_put(st->reminders);
+    memset(st, 0, sizeof *st);
+}
+
+static const char *val(const PGresult *res, int r, int c) {
+    return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+}
+
+static te_time_t val_time(const PGresult *res, int r, int c) {
+    const char *v = val(res, r, c);
+    return v ? (te_time_t)strtoll(v, NULL, 10) : 0;
+}
+
+int store_task_from_row(const PGresult *res, int r, int col0, stored_task_t *st) {
+    memset(st, 0, sizeof *st);
+    te_task_t *t = te_task_new();
+    if (!t) return -1;
+    st->task = t;
+#define V(c) val(res, r, col0 + (c))
+    int bad = te_task_set_id(t, V(C_ID)) || te_task_set_user_id(t, V(C_USER)) ||
+              te_task_set_title(t, V(C_TITLE)) || te_task_set_description(t, V(C_DESC)) ||
+              te_task_set_priority(t, (te_priority_t)atoi(V(C_PRIO))) ||
+              te_task_set_status(t, strcmp(V(C_STATUS), "completed") == 0 ? TE_STATUS_COMPLETED
+                                                                         : TE_STATUS_PENDING) ||
+              te_task_set_due(t, V(C_DUE) != NULL, val_time(res, r, col0 + C_DUE)) ||
+              te_task_set_timezone(t, V(C_TZ)) ||
+              te_task_set_created_at(t, val_time(res, r, col0 + C_CREATED)) ||
+              te_task_set_updated_at(t, val_time(res, r, col0 + C_UPDATED)) ||
+              te_task_set_completed_at(t, val_time(res, r, col0 + C_COMPLETED));
+    if (!bad && V(C_RRULE))
+        bad = te_task_set_recurrence(t, V(C_RRULE), V(C_RZONE), V(C_RANCHOR)) ||
+              te_task_set_series(t, V(C_SERIES), V(C_OCC) ? atoi(V(C_OCC)) : 0);
+    json_object *tags = json_tokener_parse(V(C_TAGS) ? V(C_TAGS) : "[]");
+    for (size_t i = 0; !bad && tags && i < json_object_array_length(tags); i++)
+        bad = te_task_add_tag(t, json_object_get_string(json_object_array_get_idx(tags, i)));
+    json_object_put(tags);
+    st->version = atoi(V(C_VERSION));
+    st->reminders = json_tokener_parse(V(C_REMINDERS) ? V(C_REMINDERS) : "[]");
+    for (size_t i = 0; !bad && st->reminders && i < json_object_array_length(st->reminders); i++) {
+        json_object *rem = json_object_array_get_idx(st->reminders, i), *x;
+        te_reminder_t rm = {0};
+        if (json_object_object_get_ex(rem, "offset_minutes", &x)) {
+            rm.kind = TE_REMINDER_RELATIVE;
+            rm.offset_minutes = json_object_get_int(x);
+        } else if (json_object_object_get_ex(rem, "at", &x)) {
+            rm.kind = TE_REMINDER_ABSOLUTE;
+            bad = te_time_parse(json_object_get_string(x), &rm.at, NULL, NULL, 0) != TE_OK;
+        }
+        if (!bad) bad = te_task_add_reminder(t, &rm);
+    }
+#undef V
+    if (bad || !st->reminders) {
+        stored_task_clear(st);
+        return -1;
+    }
+    return 0;
+}
+
+int store_task_load(PGconn *c, const char *user, const char *id, int lock, stored_task_t *st,
+                    char *errstr, size_t size) {
+    if (!api_is_uuid(id)) return 0;
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SELECT %s FROM tasks t WHERE t.id = $1::uuid AND t.user_id = $2%s",
+             STORE_TASK_COLUMNS, lock ? " FOR UPDATE" : "");
+    const char *v[2] = {id, user};
+    PGresult *res = run(c, "load task", sql, 2, v, errstr, size);
+    if (!res) return -1;
+    int found = PQntuples(res) == 1;
+    if (found && store_task_from_row(res, 0, 0, st) != 0) {
+        snprintf(errstr, size, "load task: unreadable row");
+        found = -1;
+    }
+    PQclear(res);
+    return found;
+}
+
+json_object *store_task_json(const stored_task_t *st, te_time_t now) {
+    json_object *o = NULL;
+    if (te_task_to_json_object(st->task, now, &o) != TE_OK) return NULL;
+    json_object_object_add(o, "reminders", json_object_get(st->reminders));
+    json_object_object_add(o, "version", json_object_new_int(st->version));
+    return o;
+}
+
+int store_begin_write(PGconn *c, const char *user, char *errstr, size_t size) {
+    PGresult *res = PQexec(c, "BEGIN");
+    if (!ok(res)) {
+        fail(errstr, size, "begin", res, c);
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    /* Lock the user's sequence row first, always (one lock order: no
+     * deadlocks); it is held until commit. */
+    const char *v[1] = {user};
+    res = run(c, "user sequence",
+              "INSERT INTO user_seq (user_id, seq) VALUES ($1, 0) ON CONFLICT (user_id) "
+              "DO UPDATE SET seq = user_seq.seq RETURNING seq",
+              1, v, errstr, size);
+    if (!res) {
+        store_rollback(c);
+        return -1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int store_commit(PGconn *c, char *errstr, size_t size) {
+    PGresult *res = PQexec(c, "COMMIT");
+    int rc = ok(res) ? 0 : -1;
+    if (rc) fail(errstr, size, "commit", res, c);
+    PQclear(res);
+    return rc;
+}
+
+void store_rollback(PGconn *c) { PQclear(PQexec(c, "ROLLBACK")); }
+
+static void fmt_time(te_time_t t, int present, char *buf) {
+    if (!present || te_time_format_utc(t, buf, TE_TIME_STRLEN) != TE_OK) buf[0] = '\0';
+}
+
+int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errstr, size_t size) {
+    const te_task_t *t = st->task;
+    te_time_t due;
+    int has_due = te_task_due(t, &due);
+    char due_s[TE_TIME_STRLEN], cr_s[TE_TIME_STRLEN], up_s[TE_TIME_STRLEN], co_s[TE_TIME_STRLEN];
+    fmt_time(due, has_due, due_s);
+    fmt_time(te_task_created_at(t), 1, cr_s);
+    fmt_time(te_task_updated_at(t), 1, up_s);
+    fmt_time(te_task_completed_at(t), te_task_completed_at(t) != 0, co_s);
+    char prio[4], occ[16], ver[16];
+    snprintf(prio, sizeof prio, "%d", (int)te_task_priority(t));
+    snprintf(occ, sizeof occ, "%d", te_task_occurrence(t));
+    snprintf(ver, sizeof ver, "%d", st->version);
+    json_object *tags = json_object_new_array();
+    for (size_t i = 0; i < te_task_tag_count(t); i++)
+        json_object_array_add(tags, json_object_new_string(te_task_tag(t, i)));
+    const char *rrule = te_task_rrule(t);
+    const char *v[18] = {
+        te_task_id(t), te_task_user_id(t), te_task_title(t), te_task_description(t), prio,
+        te_status_name(te_task_status(t)), due_s[0] ? due_s : NULL, te_task_timezone(t),
+        json_object_to_json_string_ext(tags, JSON_C_TO_STRING_PLAIN),
+        rrule, rrule ? te_task_recurrence_zone(t) : NULL,
+        rrule ? te_task_recurrence_anchor(t) : NULL, rrule ? te_task_series_id(t) : NULL,
+        rrule ? occ : NULL, ver, cr_s, up_s, co_s[0] ? co_s : NULL};
+    static const char ins[] =
+        "INSERT INTO tasks (id, user_id, title, description, priority, status, due_at, timezone, "
+        "tags, tags_lower, rrule, rrule_zone, rrule_anchor, series_id, occurrence, version, "
+        "created_at, updated_at, completed_at) VALUES ($1::uuid, $2, $3, $4, $5::smallint, $6, "
+        "$7::timestamptz, $8, ARRAY(SELECT json_array_elements_text($9::json)), "
+        "ARRAY(SELECT lower(json_array_elements_text($9::json))), $10, $11, $12, $13::uuid, "
+        "$14::int, $15::int, $16::timestamptz, $17::timestamptz, $18::timestamptz)";
+    static const char upd[] =
+        "UPDATE tasks SET title = $3, description = $4, priority = $5::smallint, status = $6, "
+        "due_at = $7::timestamptz, timezone = $8, "
+        "tags = ARRAY(SELECT json_array_elements_text($9::json)), "
+        "tags_lower = ARRAY(SELECT lower(json_array_elements_text($9::json))), rrule = $10, "
+        "rrule_zone = $11, rrule_anchor = $12, series_id = $13::uuid, occurrence = $14::int, "
+        "version = $15::int, created_at = $16::timestamptz, updated_at = $17::timestamptz, "
+        "completed_at = $18::timestamptz WHERE id = $1::uuid AND user_id = $2";
+    PGresult *res = run(c, insert ? "insert task" : "update task", insert ? ins : upd, 18, v,
+                        errstr, size);
+    json_object_put(tags);
+    if (!res) return -1;
+    PQclear(res);
+    return 0;
+}
+
+static int reload_reminders(PGconn *c, stored_task_t *st, char *errstr, size_t size) {
+    const char *v[1] = {te_task_id(st->task)};
+    PGresult *res = run(c, "reminders", "SELECT te_task_reminders($1::uuid)::text", 1, v, errstr,
+                        size);
+    if (!res) return -1;
+    json_object *r = json_tokener_parse(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (!r) {
+        snprintf(errstr, size, "reminders: unreadable");
+        return -1;
+    }
+    json_object_put(st->reminders);
+    st->reminders = r;
+    return 0;
+}
+
+int store_sync_reminders(PGconn *c, stored_task_t *st, te_time_t now, char *errstr, size_t size) {
+    const te_task_t *t = st->task;
+    const char *id = te_task_id(t);
+    /* The wanted set as JSON: [{"offset_minutes": n} | {"at": "..."}]. */
+    json_object *want = json_object_new_array();
+    for (size_t i = 0; i < te_task_reminder_count(t); i++) {
+        te_reminder_t rm;
+        te_task_reminder(t, i, &rm);
+        json_object *o = json_object_new_object();
+        if (rm.kind == TE_REMINDER_RELATIVE) {
+            json_object_object_add(o, "offset_minutes", json_object_new_int(rm.offset_minutes));
+        } else {
+            char at[TE_TIME_STRLEN];
+            fmt_time(rm.at, 1, at);
+            json_object_object_add(o, "at", json_object_new_string(at));
+        }
+        json_object_array_add(want, o);
+    }
+    te_time_t due;
+    char due_s[TE_TIME_STRLEN], now_s[TE_TIME_STRLEN];
+    fmt_time(due, te_task_due(t, &due), due_s);
+    fmt_time(now, 1, now_s);
+    const char *v[5] = {id, json_object_to_json_string_ext(want, JSON_C_TO_STRING_PLAIN),
+                        due_s[0] ? due_s : NULL, te_status_name(te_task_status(t)), now_s};
+    /* Keep rows whose (offset | at) is still wanted, drop the others, add
+     * the new ones, then recompute every remind_at and status. */
+    static const char sql[] =
+        "WITH w AS (SELECT (e->>'offset_minutes')::int AS off, (e->>'at')::timestamptz AS at "
+        "           FROM json_array_elements($2::json) e), "
+        "del AS (DELETE FROM reminders r WHERE r.task_id = $1::uuid AND NOT EXISTS ("
+        "        SELECT 1 FROM w WHERE w.off IS NOT DISTINCT FROM r.offset_minutes "
+        "        AND w.at IS NOT DISTINCT FROM r.at)), "
+        "ins AS (INSERT INTO reminders (id, task_id, user_id, offset_minutes, at, created_at) "
+        "        SELECT gen_random_uuid(), $1::uuid, t.user_id, w.off, w.at, now() "
+        "        FROM w, tasks t WHERE t.id = $1::uuid AND NOT EXISTS ("
+        "          SELECT 1 FROM reminders r WHERE r.task_id = $1::uuid "
+        "          AND w.off IS NOT DISTINCT FROM r.offset_minutes "
+        "          AND w.at IS NOT DISTINCT FROM r.at)) "
+        "SELECT 1";
+    PGresult *res = run(c, "reminders", sql, 2, v, errstr, size);
+    json_object_put(want);
+    if (!res) return -1;
+    PQclear(res);
+    static const char resched[] =
+        "UPDATE reminders r SET remind_at = n.ra, "
+        " status = CASE WHEN $3 = 'completed' THEN "
+        "                 CASE WHEN r.status = 'pending' THEN 'cancelled' ELSE r.status END "
+        "               WHEN n.ra > $4::timestamptz AND (r.status = 'cancelled' "
+        "                    OR n.ra IS DISTINCT FROM r.remind_at) THEN 'pending' "
+        "               ELSE r.status END, "
+        " sent_at = CASE WHEN $3 <> 'completed' AND n.ra > $4::timestamptz "
+        "                AND n.ra IS DISTINCT FROM r.remind_at THEN NULL ELSE r.sent_at END "
+        "FROM (SELECT id, CASE WHEN offset_minutes IS NOT NULL "
+        "                 THEN $2::timestamptz - offset_minutes * interval '1 minute' "
+        "                 ELSE at END AS ra FROM reminders WHERE task_id = $1::uuid) n "
+        "WHERE r.id = n.id";
+    const char *v2[4] = {id, v[2], v[3], v[4]};
+    res = run(c, "reschedule reminders", resched, 4, v2, errstr, size);
+    if (!res) return -1;
+    PQclear(res);
+    res = run(c, "notify", "SELECT pg_notify('te_reminders', $1)", 1, v, errstr, size);
+    if (!res) return -1;
+    PQclear(res);
+    return reload_reminders(c, st, errstr, size);
+}
+
+int store_task_delete(PGconn *c, const char *user, const char *id, char *errstr, size_t size) {
+    const char *v[2] = {id, user};
+    PGresult *res = run(c, "delete task", "DELETE FROM tasks WHERE id = $1::uuid AND user_id = $2",
+                        2, v, errstr, size);
+    if (!res) return -1;
+    PQclear(res);
+    return 0;
+}
+
+static const char *const DIFF_FIELDS[] = {"title",    "description", "priority",   "status",
+                                          "tags",     "due_date",    "timezone",   "reminders",
+                                          "recurrence", "completed_at", NULL};
+
+/* What a client set on a reminder ({offset_minutes} or {at}): status and
+ * remind_at follow from other fields and are not changes of their own. */
+static json_object *reminders_set(json_object *arr) {
+    json_object *out = json_object_new_array();
+    for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+        json_object *r = json_object_array_get_idx(arr, i), *x, *o = json_object_new_object();
+        if (json_object_object_get_ex(r, "offset_minutes", &x))
+            json_object_object_add(o, "offset_minutes", json_object_get(x));
+        if (json_object_object_get_ex(r, "at", &x)) json_object_object_add(o, "at", json_object_get(x));
+        json_object_array_add(out, o);
+    }
+    return out;
+}
+
+static int same_field(const char *name, json_object *a, json_object *b) {
+    if (strcmp(name, "reminders") != 0) return json_object_equal(a, b);
+    json_object *x = reminders_set(a), *y = reminders_set(b);
+    int same = json_object_equal(x, y);
+    json_object_put(x);
+    json_object_put(y);
+    return same;
+}
+
+json_object *store_diff(json_object *before, json_object *after) {
+    json_object *changes = NULL;
+    for (size_t i = 0; DIFF_FIELDS[i]; i++) {
+        json_object *a = NULL, *b = NULL;
+        json_object_object_get_ex(before, DIFF_FIELDS[i], &a);
+        json_object_object_get_ex(after, DIFF_FIELDS[i], &b);
+        if (same_field(DIFF_FIELDS[i], a, b)) continue;
+        if (!changes) changes = json_object_new_object();
+        json_object *ch = json_object_new_object();
+        json_object_object_add(ch, "old", json_object_get(a));
+        json_object_object_add(ch, "new", json_object_get(b));
+        json_object_object_add(changes, DIFF_FIELDS[i], ch);
+    }
+    return changes;
+}
+
+/* Builds, checks and encodes one event; *out freed with te_free. */
+static int encode_event(rq_t *rq, const char *type, const char *task_id, json_object *data,
+                        char **out, size_t *len, char *errstr, size_t size) {
+    te_event_t *ev = NULL;
+    char subject[64];
+    snprintf(subject, sizeof subject, "tasks/%s", task_id);
+    te_err_t e = te_event_create(&ev, type, "/todo-api", errstr, size);
+    if (e == TE_OK) e = te_event_set_subject(ev, subject, errstr, size);
+    if (e == TE_OK) e = te_event_set_partitionkey(ev, rq->user, errstr, size);
+    if (e == TE_OK && rq->traceparent[0])
+        e = te_event_set_traceparent(ev, rq->traceparent, errstr, size);
+    if (e == TE_OK) e = te_event_set_time(ev, rq->now);
+    if (e == TE_OK) e = te_event_set_data_object(ev, json_object_get(data));
+    if (e == TE_OK) {
+        te_problems_t *p = te_problems_new();
+        e = te_catalog_validate_event(ev, p);
+        if (e != TE_OK && p && te_problems_count(p) > 0)
+            te_problems_format(p, 0, errstr, size);
+        te_problems_destroy(p);
+    }
+    if (e == TE_OK) e = te_event_to_json(ev, 0, out, len, errstr, size);
+    te_event_destroy(ev);
+    return e == TE_OK ? 0 : -1;
+}
+
+static int outbox_add(PGconn *c, const char *topic, const char *key, const char *payload,
+                      size_t len, char *errstr, size_t size) {
+    (void)len;
+    const char *v[3] = {topic, key, payload};
+    PGresult *res = PQexecParams(c, "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+                                 3, NULL, v, NULL, NULL, 0);
+    int rc = ok(res) ? 0 : -1;
+    if (rc) fail(errstr, size, "outbox", res, c);
+    PQclear(res);
+    return rc;
+}
+
+static int emit(PGconn *c, rq_t *rq, const char *type, const char *task_id, json_object *data,
+                char *errstr, size_t size) {
+    char *payload = NULL;
+    size_t len = 0;
+    char why[TE_ERRSTR_SIZE];
+    if (encode_event(rq, type, task_id, data, &payload, &len, why, sizeof why) != 0) {
+        snprintf(errstr, size, "event %s: %s", type, why);
+        return -1;
+    }
+    int rc = outbox_add(c, te_catalog_topic_for(type), rq->user, payload, len, errstr, size);
+    te_free(payload);
+    return rc;
+}
+
+int store_record_change(PGconn *c, rq_t *rq, const char *op, const char *task_id,
+                        json_object *task_json, json_object *changes, int also_updated,
+                        char *errstr, size_t size) {
+    char seq_s[24], at[TE_TIME_STRLEN], type[64];
+    const char *u[1] = {rq->user};
+    PGresult *res = run(c, "user sequence",
+                        "UPDATE user_seq SET seq = seq + 1 WHERE user_id = $1 RETURNING seq", 1, u,
+                        errstr, size);
+    if (!res) return -1;
+    long long seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(seq_s, sizeof seq_s, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    fmt_time(rq->now, 1, at);
+    const char *v[7] = {rq->user, seq_s, op, task_id,
+                        task_json ? json_object_to_json_string_ext(task_json, JSON_C_TO_STRING_PLAIN)
+                                  : NULL,
+                        changes ? json_object_to_json_string_ext(changes, JSON_C_TO_STRING_PLAIN)
+                                : NULL,
+                        at};
+    res = run(c, "change log",
+                        "INSERT INTO changes (user_id, seq, op, task_id, task, changes, at) "
+                        "VALUES ($1, $2::bigint, $3, $4::uuid, $5::jsonb, $6::jsonb, "
+                        "$7::timestamptz)",
+                        7, v, errstr, size);
+    if (!res) return -1;
+    PQclear(res);
+
+    /* task.events */
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "task_id", json_object_new_string(task_id));
+    json_object_object_add(d, "user_id", json_object_new_string(rq->user));
+    int rc = 0;
+    if (strcmp(op, "deleted") == 0) {
+        json_object_object_add(d, "deleted_at", json_object_new_string(at));
+    } else {
+        json_object_object_add(d, "task", json_object_get(task_json));
+        if (strcmp(op, "completed") == 0) {
+            json_object *ca = NULL;
+            json_object_object_get_ex(task_json, "completed_at", &ca);
+            json_object_object_add(d, "completed_at", json_object_get(ca));
+        }
+    }
+    if ((strcmp(op, "updated") == 0 || also_updated) && changes) {
+        json_object *upd = json_object_new_object();
+        json_object_object_add(upd, "task_id", json_object_new_string(task_id));
+        json_object_object_add(upd, "user_id", json_object_new_string(rq->user));
+        json_object_object_add(upd, "changes", json_object_get(changes));
+        json_object_object_add(upd, "task", json_object_get(task_json));
+        rc = emit(c, rq, "com.todo.task.updated", task_id, upd, errstr, size);
+        json_object_put(upd);
+    }
+    if (rc == 0 && strcmp(op, "updated") != 0) {
+        snprintf(type, sizeof type, "com.todo.task.%s", op);
+        rc = emit(c, rq, type, task_id, d, errstr, size);
+    }
+    json_object_put(d);
+    if (rc) return -1;
+
+    /* sync.events */
+    json_object *s = json_object_new_object();
+    json_object_object_add(s, "user_id", json_object_new_string(rq->user));
+    json_object_object_add(s, "seq", json_object_new_int64(seq));
+    json_object_object_add(s, "task_id", json_object_new_string(task_id));
+    json_object_object_add(s, "op", json_object_new_string(op));
+    json_object_object_add(s, "task", task_json ? json_object_get(task_json) : NULL);
+    if (changes) json_object_object_add(s, "changes", json_object_get(changes));
+    snprintf(type, sizeof type, "com.todo.sync.task.%s", op);
+    rc = emit(c, rq, type, task_id, s, errstr, size);
+    json_object_put(s);
+    if (rc) return -1;
+    res = run(c, "notify", "SELECT pg_notify('te_outbox', '')", 0, NULL, errstr, size);
+    if (!res) return -1;
+    PQclear(res);
+    return 0;
+}
+
+long long store_user_seq(PGconn *c, const char *user, char *errstr, size_t size) {
+    const char *v[1] = {user};
+    PGresult *res = run(c, "user sequence",
+                        "SELECT coalesce((SELECT seq FROM user_seq WHERE user_id = $1), 0)", 1, v,
+                        errstr, size);
+    if (!res) return -1;
+    long long s = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return s;
+}

@@ -1,0 +1,68 @@
+/* Task persistence: rows <-> te_task_t, the per-user change sequence, the
+ * change log and the outbox.  Every write function runs inside the
+ * caller's transaction (BEGIN ... COMMIT around them). */
+#ifndef TODO_API_STORE_H
+#define TODO_API_STORE_H
+
+#include "api.h"
+
+/* The columns store_task_from_row() reads, in order. */
+extern const char STORE_TASK_COLUMNS[];
+
+/* A loaded task: the model plus server-side state. */
+typedef struct stored_task_s {
+    te_task_t *task;
+    int version;
+    json_object *reminders; /* the reminders as shown (array), owned */
+} stored_task_t;
+
+void stored_task_clear(stored_task_t *st);
+
+/* Row r of res (columns STORE_TASK_COLUMNS starting at column col0) into
+ * st.  0 or -1 (out of memory / bad row). */
+int store_task_from_row(const PGresult *res, int r, int col0, stored_task_t *st);
+
+/* Loads the user's task (FOR UPDATE when lock).  1 found, 0 not found,
+ * -1 error (errstr). */
+int store_task_load(PGconn *c, const char *user, const char *id, int lock, stored_task_t *st,
+                    char *errstr, size_t errstr_size);
+
+/* The task as the API shows it (library JSON + reminders + version). */
+json_object *store_task_json(const stored_task_t *st, te_time_t now);
+
+/* Starts a write for user: BEGIN and lock the user's sequence row (held
+ * until commit, so the user's changes get sequence numbers in commit
+ * order).  0 or -1 (rolled back). */
+int store_begin_write(PGconn *c, const char *user, char *errstr, size_t errstr_size);
+int store_commit(PGconn *c, char *errstr, size_t errstr_size);
+void store_rollback(PGconn *c);
+
+/* Inserts (insert=1) or updates the task row from st->task (version is
+ * st->version).  0 or -1. */
+int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errstr, size_t errstr_size);
+/* Replaces the task's reminders with the task model's, keeping rows that
+ * did not change (their status stays); recomputes remind_at; cancels
+ * pending ones when the task is completed, re-arms cancelled future ones
+ * when it is pending again.  Reloads st->reminders.  0 or -1. */
+int store_sync_reminders(PGconn *c, stored_task_t *st, te_time_t now, char *errstr, size_t errstr_size);
+int store_task_delete(PGconn *c, const char *user, const char *id, char *errstr, size_t errstr_size);
+
+/* Records one change: the change-log row and its events in the outbox
+ * (task.events + sync.events) under the user's next sequence number,
+ * notified to the relay.  op: created,
+ * updated, completed, deleted.  task_json: state after (NULL for deleted);
+ * changes: field -> {old,new} (may be NULL).  Both borrowed.
+ * also_updated: for op completed, also emit task.updated (other fields
+ * changed in the same request). */
+int store_record_change(PGconn *c, rq_t *rq, const char *op, const char *task_id,
+                        json_object *task_json, json_object *changes, int also_updated,
+                        char *errstr, size_t errstr_size);
+
+/* field -> {old, new} for every client-visible field that differs. NULL
+ * when nothing changed. */
+json_object *store_diff(json_object *before, json_object *after);
+
+/* Current sequence of user (0 when none yet); -1 on error. */
+long long store_user_seq(PGconn *c, const char *user, char *errstr, size_t errstr_size);
+
+#endif
