@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -186,6 +187,14 @@ static int set_up_locked(td_redis_t *r) {
     return changed;
 }
 
+/* The reason a connection failed, with a timeout named as such. */
+static void conn_error(const redisContext *c, int saved_errno, char *err, size_t errsize) {
+    if (c->err == REDIS_ERR_IO && (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK))
+        snprintf(err, errsize, "timeout (%d ms)", COMMAND_TIMEOUT_MS);
+    else
+        snprintf(err, errsize, "%s", c->errstr[0] ? c->errstr : "connection failed");
+}
+
 /* Runs one command on c; returns the reply when it is not an error reply.
  * *err gets the reason otherwise; *conn_failed is set when the connection
  * itself failed. */
@@ -193,7 +202,7 @@ static redisReply *command_ok(redisContext *c, int argc, const char **argv, cons
                               char *err, size_t errsize, int *conn_failed) {
     redisReply *rep = redisCommandArgv(c, argc, argv, lens);
     if (!rep) {
-        snprintf(err, errsize, "%s", c->errstr[0] ? c->errstr : "connection failed");
+        conn_error(c, errno, err, errsize);
         *conn_failed = 1;
         return NULL;
     }
@@ -260,7 +269,7 @@ static redisContext *do_connect(td_redis_t *r, char *err, size_t errsize) {
     size_t lens[3] = {6, 7, strlen(name)};
     rep = command_ok(c, 3, argv, lens, sub, sizeof sub, &cf);
     if (!rep && cf) {
-        snprintf(err, errsize, "%s", sub);
+        snprintf(err, errsize, "CLIENT SETNAME: %s", sub);
         redisFree(c);
         return NULL;
     }
@@ -269,32 +278,46 @@ static redisContext *do_connect(td_redis_t *r, char *err, size_t errsize) {
     return c;
 }
 
+/* A pooled connection the server has closed (restart, idle timeout,
+ * CLIENT KILL) shows EOF without blocking: replace it before use instead
+ * of failing the request.  Pending unexpected data also disqualifies it. */
+static int conn_alive(const redisContext *c) {
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n >= 0)
+        return 0;
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
 /* Takes a connection.  force: try to reconnect now even within the retry
  * interval.  -1 = unavailable (already logged if it was a state change). */
 static int acquire(td_redis_t *r, int force, lease_t *l) {
     memset(l, 0, sizeof *l);
     int prober = 0;
+    struct timespec dl = {0, 0};
     pthread_mutex_lock(&r->mu);
-    if (!atomic_load(&r->up)) {
-        if (r->probing || (!force && mono_us() < r->next_attempt_us)) {
-            pthread_mutex_unlock(&r->mu);
-            return -1;
+    /* The state is checked again after every wait: Redis may have gone
+     * down meanwhile, and then only one thread may try. */
+    for (;;) {
+        if (!atomic_load(&r->up) && !prober) {
+            if (r->probing || (!force && mono_us() < r->next_attempt_us)) {
+                pthread_mutex_unlock(&r->mu);
+                return -1;
+            }
+            r->probing = prober = 1;
         }
-        r->probing = prober = 1;
-    }
-    if (r->nbusy == r->pool_size) {
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += POOL_WAIT_MS / 1000;
-        dl.tv_nsec += (long)(POOL_WAIT_MS % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
+        if (r->nbusy < r->pool_size)
+            break;
+        if (dl.tv_sec == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &dl);
+            dl.tv_sec += POOL_WAIT_MS / 1000;
+            dl.tv_nsec += (long)(POOL_WAIT_MS % 1000) * 1000000L;
+            if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+            }
         }
-        while (r->nbusy == r->pool_size)
-            if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT)
-                break;
-        if (r->nbusy == r->pool_size) {
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &dl) == ETIMEDOUT && r->nbusy == r->pool_size) {
             if (prober)
                 r->probing = 0;
             pthread_mutex_unlock(&r->mu);
@@ -319,7 +342,7 @@ static int acquire(td_redis_t *r, int force, lease_t *l) {
     s->c = NULL;
     pthread_mutex_unlock(&r->mu);
 
-    if (c && cgen != gen) {
+    if (c && (cgen != gen || !conn_alive(c))) {
         redisFree(c);
         c = NULL;
     }
@@ -334,7 +357,7 @@ static int acquire(td_redis_t *r, int force, lease_t *l) {
     if (!c) {
         s->busy = 0;
         r->nbusy--;
-        pthread_cond_signal(&r->cv);
+        pthread_cond_broadcast(&r->cv);
         changed = set_down_locked(r);
     } else if (prober) {
         changed = set_up_locked(r);
@@ -376,7 +399,7 @@ static void release(td_redis_t *r, lease_t *l, int failed, const char *err) {
     }
     s->busy = 0;
     r->nbusy--;
-    pthread_cond_signal(&r->cv);
+    pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     if (tofree)
         redisFree(tofree);
@@ -421,7 +444,7 @@ static redisReply *eval(td_redis_t *r, int id, const char *key, int nargs, const
     }
     if (!rep) {
         char err[256];
-        snprintf(err, sizeof err, "%s", l.c->errstr[0] ? l.c->errstr : "connection failed");
+        conn_error(l.c, errno, err, sizeof err);
         release(r, &l, 1, err);
         return NULL;
     }
@@ -650,22 +673,29 @@ unsigned long td_redis_connect_attempts(td_redis_t *r) { return r ? atomic_load(
 int td_redis_ping(td_redis_t *r) {
     if (!r)
         return 0;
-    lease_t l;
-    if (acquire(r, 1, &l) != 0)
-        return 0;
-    const char *argv[1] = {"PING"};
-    size_t lens[1] = {4};
-    redisReply *rep = redisCommandArgv(l.c, 1, argv, lens);
-    if (!rep) {
-        char err[256];
-        snprintf(err, sizeof err, "%s", l.c->errstr[0] ? l.c->errstr : "connection failed");
-        release(r, &l, 1, err);
-        return 0;
+    /* A pooled connection that breaks is retried once on a fresh one. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        lease_t l;
+        if (acquire(r, 1, &l) != 0)
+            return 0;
+        const char *argv[1] = {"PING"};
+        size_t lens[1] = {4};
+        redisReply *rep = redisCommandArgv(l.c, 1, argv, lens);
+        if (!rep) {
+            char err[256];
+            int fresh = l.fresh;
+            conn_error(l.c, errno, err, sizeof err);
+            release(r, &l, 1, err);
+            if (fresh)
+                return 0;
+            continue;
+        }
+        release(r, &l, 0, NULL);
+        int ok = rep->type == REDIS_REPLY_STATUS && rep->str && !strcasecmp(rep->str, "PONG");
+        freeReplyObject(rep);
+        return ok;
     }
-    release(r, &l, 0, NULL);
-    int ok = rep->type == REDIS_REPLY_STATUS && rep->str && !strcasecmp(rep->str, "PONG");
-    freeReplyObject(rep);
-    return ok;
+    return 0;
 }
 
 /* ---- rate limit ----------------------------------------------------------------- */

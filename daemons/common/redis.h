@@ -6,10 +6,12 @@
  * timeouts are 200 ms each.  When Redis is down, calls fail fast with
  * TD_REDIS_UNAVAILABLE / TD_IDEM_UNAVAILABLE (the caller fails open: no
  * rate limit, key ignored) and a reconnect is attempted at most once per
- * second, by one thread while the others keep failing fast.  A command
- * that fails on a pooled connection (e.g. Redis restarted) drops the pool
- * and the next call reconnects; a failure on a fresh connection marks
- * Redis down.  State changes are logged once (warn "redis unavailable",
+ * second, by one thread while the others keep failing fast.  A pooled
+ * connection the server has closed (restart, idle timeout, CLIENT KILL) is
+ * noticed before use (non-blocking peek) and replaced transparently.  A
+ * command that fails on a pooled connection anyway fails (UNAVAILABLE),
+ * drops the pool and the next call reconnects; a failure on a fresh
+ * connection (or of the connect itself) marks Redis down.  State changes are logged once (warn "redis unavailable",
  * info "redis available again") and exported as the gauge te_redis_up
  * (registered with td_gauge, shared by every client of the process).
  * Passwords never appear in logs or errstr.

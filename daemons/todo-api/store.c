@@ -225,8 +225,14 @@ static int reload_reminders(PGconn *c, stored_task_t *st, char *errstr, size_t s
     return 0;
 }
 
-int store_sync_reminders(PGconn *c, stored_task_t *st, te_time_t now, char *errstr, size_t size) {
+int store_sync_reminders(PGconn *c, stored_task_t *st, int had_any, te_time_t now, char *errstr,
+                         size_t size) {
     const te_task_t *t = st->task;
+    if (!had_any && te_task_reminder_count(t) == 0) {
+        json_object_put(st->reminders);
+        st->reminders = json_object_new_array();
+        return st->reminders ? 0 : -1;
+    }
     const char *id = te_task_id(t);
     /* The wanted set as JSON: [{"offset_minutes": n} | {"at": "..."}]. */
     json_object *want = json_object_new_array();
@@ -283,9 +289,6 @@ int store_sync_reminders(PGconn *c, stored_task_t *st, te_time_t now, char *errs
         "WHERE r.id = n.id";
     const char *v2[4] = {id, v[2], v[3], v[4]};
     res = run(c, "reschedule reminders", resched, 4, v2, errstr, size);
-    if (!res) return -1;
-    PQclear(res);
-    res = run(c, "notify", "SELECT pg_notify('te_reminders', $1)", 1, v, errstr, size);
     if (!res) return -1;
     PQclear(res);
     return reload_reminders(c, st, errstr, size);
@@ -368,106 +371,111 @@ static int encode_event(rq_t *rq, const char *type, const char *task_id, json_ob
     return e == TE_OK ? 0 : -1;
 }
 
-static int outbox_add(PGconn *c, const char *topic, const char *key, const char *payload,
-                      size_t len, char *errstr, size_t size) {
-    (void)len;
-    const char *v[3] = {topic, key, payload};
-    PGresult *res = PQexecParams(c, "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
-                                 3, NULL, v, NULL, NULL, 0);
-    int rc = ok(res) ? 0 : -1;
-    if (rc) fail(errstr, size, "outbox", res, c);
-    PQclear(res);
-    return rc;
-}
+/* Outbox rows of one change (at most 3 events). */
+typedef struct outrows_s {
+    char *payload[3];
+    const char *topic[3];
+    int n;
+} outrows_t;
 
-static int emit(PGconn *c, rq_t *rq, const char *type, const char *task_id, json_object *data,
-                char *errstr, size_t size) {
-    char *payload = NULL;
-    size_t len = 0;
+static int add_event(outrows_t *o, rq_t *rq, const char *type, const char *task_id, json_object *data,
+                     char *errstr, size_t size) {
     char why[TE_ERRSTR_SIZE];
-    if (encode_event(rq, type, task_id, data, &payload, &len, why, sizeof why) != 0) {
+    size_t len;
+    if (encode_event(rq, type, task_id, data, &o->payload[o->n], &len, why, sizeof why) != 0) {
         snprintf(errstr, size, "event %s: %s", type, why);
         return -1;
     }
-    int rc = outbox_add(c, te_catalog_topic_for(type), rq->user, payload, len, errstr, size);
-    te_free(payload);
-    return rc;
+    o->topic[o->n++] = te_catalog_topic_for(type);
+    return 0;
+}
+
+static int outbox_insert(PGconn *c, const outrows_t *o, const char *key, char *errstr, size_t size) {
+    char sql[256] = "INSERT INTO outbox (topic, key, payload) VALUES ";
+    const char *v[9];
+    for (int i = 0; i < o->n; i++) {
+        size_t len = strlen(sql);
+        snprintf(sql + len, sizeof sql - len, "%s($%d, $%d, $%d)", i ? ", " : "", 3 * i + 1,
+                 3 * i + 2, 3 * i + 3);
+        v[3 * i] = o->topic[i];
+        v[3 * i + 1] = key;
+        v[3 * i + 2] = o->payload[i];
+    }
+    PGresult *res = run(c, "outbox", sql, 3 * o->n, v, errstr, size);
+    if (!res) return -1;
+    PQclear(res);
+    return 0;
 }
 
 int store_record_change(PGconn *c, rq_t *rq, const char *op, const char *task_id,
                         json_object *task_json, json_object *changes, int also_updated,
                         char *errstr, size_t size) {
-    char seq_s[24], at[TE_TIME_STRLEN], type[64];
-    const char *u[1] = {rq->user};
-    PGresult *res = run(c, "user sequence",
-                        "UPDATE user_seq SET seq = seq + 1 WHERE user_id = $1 RETURNING seq", 1, u,
-                        errstr, size);
-    if (!res) return -1;
-    long long seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    snprintf(seq_s, sizeof seq_s, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
+    char at[TE_TIME_STRLEN], type[64];
     fmt_time(rq->now, 1, at);
-    const char *v[7] = {rq->user, seq_s, op, task_id,
+    const char *v[6] = {rq->user, op, task_id,
                         task_json ? json_object_to_json_string_ext(task_json, JSON_C_TO_STRING_PLAIN)
                                   : NULL,
                         changes ? json_object_to_json_string_ext(changes, JSON_C_TO_STRING_PLAIN)
                                 : NULL,
                         at};
-    res = run(c, "change log",
+    /* The user's next sequence number and the change-log row, in one trip
+     * (the sequence row is already locked by store_begin_write). */
+    PGresult *res = run(c, "change log",
+                        "WITH s AS (UPDATE user_seq SET seq = seq + 1 WHERE user_id = $1 RETURNING seq) "
                         "INSERT INTO changes (user_id, seq, op, task_id, task, changes, at) "
-                        "VALUES ($1, $2::bigint, $3, $4::uuid, $5::jsonb, $6::jsonb, "
-                        "$7::timestamptz)",
-                        7, v, errstr, size);
+                        "SELECT $1, s.seq, $2, $3::uuid, $4::jsonb, $5::jsonb, $6::timestamptz FROM s "
+                        "RETURNING seq",
+                        6, v, errstr, size);
     if (!res) return -1;
+    long long seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
 
-    /* task.events */
-    json_object *d = json_object_new_object();
-    json_object_object_add(d, "task_id", json_object_new_string(task_id));
-    json_object_object_add(d, "user_id", json_object_new_string(rq->user));
+    outrows_t o = {.n = 0};
     int rc = 0;
-    if (strcmp(op, "deleted") == 0) {
-        json_object_object_add(d, "deleted_at", json_object_new_string(at));
-    } else {
-        json_object_object_add(d, "task", json_object_get(task_json));
-        if (strcmp(op, "completed") == 0) {
-            json_object *ca = NULL;
-            json_object_object_get_ex(task_json, "completed_at", &ca);
-            json_object_object_add(d, "completed_at", json_object_get(ca));
-        }
-    }
+    /* task.events: task.updated (with changes), then the op's own event */
     if ((strcmp(op, "updated") == 0 || also_updated) && changes) {
         json_object *upd = json_object_new_object();
         json_object_object_add(upd, "task_id", json_object_new_string(task_id));
         json_object_object_add(upd, "user_id", json_object_new_string(rq->user));
         json_object_object_add(upd, "changes", json_object_get(changes));
         json_object_object_add(upd, "task", json_object_get(task_json));
-        rc = emit(c, rq, "com.todo.task.updated", task_id, upd, errstr, size);
+        rc = add_event(&o, rq, "com.todo.task.updated", task_id, upd, errstr, size);
         json_object_put(upd);
     }
     if (rc == 0 && strcmp(op, "updated") != 0) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "task_id", json_object_new_string(task_id));
+        json_object_object_add(d, "user_id", json_object_new_string(rq->user));
+        if (strcmp(op, "deleted") == 0) {
+            json_object_object_add(d, "deleted_at", json_object_new_string(at));
+        } else {
+            json_object_object_add(d, "task", json_object_get(task_json));
+            if (strcmp(op, "completed") == 0) {
+                json_object *ca = NULL;
+                json_object_object_get_ex(task_json, "completed_at", &ca);
+                json_object_object_add(d, "completed_at", json_object_get(ca));
+            }
+        }
         snprintf(type, sizeof type, "com.todo.task.%s", op);
-        rc = emit(c, rq, type, task_id, d, errstr, size);
+        rc = add_event(&o, rq, type, task_id, d, errstr, size);
+        json_object_put(d);
     }
-    json_object_put(d);
-    if (rc) return -1;
-
-    /* sync.events */
-    json_object *s = json_object_new_object();
-    json_object_object_add(s, "user_id", json_object_new_string(rq->user));
-    json_object_object_add(s, "seq", json_object_new_int64(seq));
-    json_object_object_add(s, "task_id", json_object_new_string(task_id));
-    json_object_object_add(s, "op", json_object_new_string(op));
-    json_object_object_add(s, "task", task_json ? json_object_get(task_json) : NULL);
-    if (changes) json_object_object_add(s, "changes", json_object_get(changes));
-    snprintf(type, sizeof type, "com.todo.sync.task.%s", op);
-    rc = emit(c, rq, type, task_id, s, errstr, size);
-    json_object_put(s);
-    if (rc) return -1;
-    res = run(c, "notify", "SELECT pg_notify('te_outbox', '')", 0, NULL, errstr, size);
-    if (!res) return -1;
-    PQclear(res);
-    return 0;
+    /* sync.events: the change with its sequence number */
+    if (rc == 0) {
+        json_object *sy = json_object_new_object();
+        json_object_object_add(sy, "user_id", json_object_new_string(rq->user));
+        json_object_object_add(sy, "seq", json_object_new_int64(seq));
+        json_object_object_add(sy, "task_id", json_object_new_string(task_id));
+        json_object_object_add(sy, "op", json_object_new_string(op));
+        json_object_object_add(sy, "task", task_json ? json_object_get(task_json) : NULL);
+        if (changes) json_object_object_add(sy, "changes", json_object_get(changes));
+        snprintf(type, sizeof type, "com.todo.sync.task.%s", op);
+        rc = add_event(&o, rq, type, task_id, sy, errstr, size);
+        json_object_put(sy);
+    }
+    if (rc == 0) rc = outbox_insert(c, &o, rq->user, errstr, size);
+    for (int i = 0; i < o.n; i++) te_free(o.payload[i]);
+    return rc;
 }
 
 long long store_user_seq(PGconn *c, const char *user, char *errstr, size_t size) {

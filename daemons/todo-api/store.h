@@ -43,8 +43,10 @@ int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errst
 /* Replaces the task's reminders with the task model's, keeping rows that
  * did not change (their status stays); recomputes remind_at; cancels
  * pending ones when the task is completed, re-arms cancelled future ones
- * when it is pending again.  Reloads st->reminders.  0 or -1. */
-int store_sync_reminders(PGconn *c, stored_task_t *st, te_time_t now, char *errstr, size_t errstr_size);
+ * when it is pending again.  Reloads st->reminders.  had_any: the task
+ * had reminders before (0 with none wanted: nothing to do).  0 or -1. */
+int store_sync_reminders(PGconn *c, stored_task_t *st, int had_any, te_time_t now, char *errstr,
+                         size_t errstr_size);
 int store_task_delete(PGconn *c, const char *user, const char *id, char *errstr, size_t errstr_size);
 
 /* Records one change: the change-log row and its events in the outbox

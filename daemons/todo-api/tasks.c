@@ -100,7 +100,7 @@ void h_tasks_create(rq_t *rq, td_http_resp_t *resp) {
     json_object *j = NULL;
     int rc = store_begin_write(c, rq->user, err, sizeof err);
     if (rc == 0) rc = store_task_write(c, &st, 1, err, sizeof err);
-    if (rc == 0) rc = store_sync_reminders(c, &st, rq->now, err, sizeof err);
+    if (rc == 0) rc = store_sync_reminders(c, &st, 0, rq->now, err, sizeof err);
     if (rc == 0 && !(j = store_task_json(&st, rq->now))) rc = -1;
     if (rc == 0) rc = store_record_change(c, rq, "created", id, j, NULL, 0, err, sizeof err);
     if (rc == 0) rc = store_commit(c, err, sizeof err);
@@ -178,7 +178,9 @@ int task_apply_locked(rq_t *rq, td_http_resp_t *resp, PGconn *c, stored_task_t *
     json_object *after = NULL, *changes = NULL;
     int rc = before ? 0 : -1;
     if (rc == 0) rc = store_task_write(c, &st, 0, err, errsize);
-    if (rc == 0) rc = store_sync_reminders(c, &st, rq->now, err, errsize);
+    if (rc == 0)
+        rc = store_sync_reminders(c, &st, json_object_array_length(cur->reminders) > 0, rq->now, err,
+                                  errsize);
     if (rc == 0 && !(after = store_task_json(&st, rq->now))) rc = -1;
     if (rc == 0) changes = store_diff(before, after);
     if (rc == 0 && changes) {

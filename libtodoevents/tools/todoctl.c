@@ -20,6 +20,11 @@ static void usage(FILE *out) {
             "  event publish|tail ...       put events on / follow a Kafka topic\n"
             "  recur --rule RRULE --start RFC3339 --tz ZONE [--after RFC3339] [--count N]\n"
             "                               print occurrences of a recurrence rule\n"
+            "  token --user U [--ttl SECONDS] [--secret-file F] [--issuer I] [--audience A]\n"
+            "                               mint an HS256 development JWT\n"
+            "  token verify [TOKEN|-] [--secret-file F | --public-key F]\n"
+            "                               verify a JWT, print its sub and exp\n"
+            "                               ('todoctl token help' for details)\n"
             "  topics ensure [--brokers B] [--replication N]\n"
             "                               create the catalogue's missing Kafka topics;\n"
             "                               report topics whose settings differ (exit 1)\n"
@@ -90,6 +95,8 @@ int main(int argc, char **argv) {
         return cmd_topics(argc - 1, argv + 1);
     if (strcmp(cmd, "recur") == 0)
         return cmd_recur(argc - 1, argv + 1);
+    if (strcmp(cmd, "token") == 0)
+        return cmd_token(argc - 1, argv + 1);
     fprintf(stderr, "todoctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return TODOCTL_USAGE;

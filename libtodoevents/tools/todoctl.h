@@ -13,6 +13,7 @@
 int cmd_event(int argc, char **argv);
 int cmd_recur(int argc, char **argv);
 int cmd_topics(int argc, char **argv);        /* cmd_topics.c, argv[0] = "topics" */
+int cmd_token(int argc, char **argv);         /* cmd_token.c, argv[0] = "token" */
 int cmd_event_publish(int argc, char **argv); /* cmd_event_kafka.c, argv[0] = "publish" */
 int cmd_event_tail(int argc, char **argv);    /* cmd_event_kafka.c, argv[0] = "tail" */
 

@@ -109,10 +109,16 @@ CREATE TABLE activity (
 );
 CREATE INDEX activity_user_time ON activity (user_id, occurred_at DESC, id DESC);
 
--- RFC 3339 UTC with milliseconds, the format the library writes.
+-- RFC 3339 in UTC, written like the library's te_time_format_utc(): no
+-- fraction for whole seconds, 3 digits for whole milliseconds, else 6.
 CREATE FUNCTION te_ts(t timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
+    AS $$ SELECT to_char(t AT TIME ZONE 'UTC',
+                 CASE WHEN extract(microseconds FROM t)::bigint % 1000000 = 0
+                      THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+                      WHEN extract(microseconds FROM t)::bigint % 1000 = 0
+                      THEN 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
+                      ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END) $$;
 
 -- A reminder as the API shows it: exactly one of offset_minutes / at.
 CREATE FUNCTION te_reminder_json(r reminders) RETURNS jsonb
@@ -128,3 +134,16 @@ CREATE FUNCTION te_task_reminders(task uuid) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT coalesce(jsonb_agg(te_reminder_json(r) ORDER BY r.created_at, r.id), '[]'::jsonb)
           FROM reminders r WHERE r.task_id = task $$;
+
+-- Wake-ups at commit: the outbox relay (LISTEN te_outbox) and the reminder
+-- scheduler (LISTEN te_reminders).  Statement triggers: one notification
+-- per statement, folded into one per transaction by PostgreSQL.
+CREATE FUNCTION te_notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('te_outbox', ''); RETURN NULL; END $$;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION te_notify_outbox();
+
+CREATE FUNCTION te_notify_reminders() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('te_reminders', ''); RETURN NULL; END $$;
+CREATE TRIGGER reminders_notify AFTER INSERT OR UPDATE ON reminders
+    FOR EACH STATEMENT EXECUTE FUNCTION te_notify_reminders();

@@ -36,7 +36,8 @@ extern "C" {
     X(TE_ERR_KAFKA,          "Kafka error",                              1)      \
     X(TE_ERR_QUEUE_FULL,     "queue full",                               1)      \
     X(TE_ERR_TIMEOUT,        "timed out",                                1)      \
-    X(TE_ERR_CLOSED,         "handle is closed or closing",              0)
+    X(TE_ERR_CLOSED,         "handle is closed or closing",              0)      \
+    X(TE_ERR_UNAUTHORIZED,   "authentication failed",                    0)
 
 typedef enum te_err_e {
 #define TE_ERR_ENUM_(name, msg, retriable) name,

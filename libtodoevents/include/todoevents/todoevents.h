@@ -15,5 +15,6 @@
 #include "todoevents/cloudevent.h"
 #include "todoevents/event_catalog.h"
 #include "todoevents/kafka.h"
+#include "todoevents/jwt.h"
 
 #endif
