@@ -214,7 +214,8 @@ static redisReply *command_ok(redisContext *c, int argc, const char **argv, cons
     return rep;
 }
 
-/* A new connection, authenticated, on the right database, answering PING;
+/* A new connection, authenticated, on the right database, named (CLIENT
+ * SETNAME, which also proves the server answers);
  * NULL with the reason in err. */
 static redisContext *do_connect(td_redis_t *r, char *err, size_t errsize) {
     atomic_fetch_add(&r->attempts, 1);

@@ -24,7 +24,12 @@
  *
  * Thread-safety: every function may be called from any number of threads
  * at once, except td_redis_destroy(), which must be the last call (no
- * call in flight). */
+ * call in flight) and must come before td_metrics_shutdown() (the client
+ * updates the te_redis_up gauge).
+ *
+ * Timeouts do not cover host name resolution (getaddrinfo) of the URL's
+ * host; use an IP address or a name the resolver answers quickly (a
+ * Kubernetes service name is fine). */
 #ifndef TD_REDIS_H
 #define TD_REDIS_H
 
