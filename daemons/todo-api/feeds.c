@@ -208,15 +208,12 @@ void h_sync(rq_t *rq, td_http_resp_t *resp) {
     char cur_s[24];
     snprintf(cur_s, sizeof cur_s, "%lld", current);
     td_http_resp_header(resp, "X-Sync-Seq", cur_s);
-    if (since > current) {
-        PQclear(res);
-        api_invalid(rq, resp, "since", "is ahead of the latest change (see the X-Sync-Seq header)");
-        return;
-    }
-    if (since < pruned) {
+    if (since < pruned || since > current) {
         PQclear(res);
         api_problem(rq, resp, 410, "gone",
-                    "changes before this point were pruned: fetch the tasks again", NULL);
+                    since > current ? "since is ahead of the server's change log: fetch the tasks again"
+                                    : "changes before this point were pruned: fetch the tasks again",
+                    NULL);
         return;
     }
     json_object *changes = json_object_new_array();

@@ -108,6 +108,35 @@ static int media_type_is(const char *ct, const char *want) {
     return *rest == '\0' || *rest == ';';
 }
 
+/* json-c keeps strings with their length, but C consumers stop at a NUL:
+ * "\u0000" anywhere would silently truncate a title.  Returns the path of
+ * the first string (or member name) containing one. */
+static int find_nul(json_object *o, char *path, size_t size) {
+    size_t len = strlen(path);
+    switch (json_object_get_type(o)) {
+    case json_type_string:
+        return strlen(json_object_get_string(o)) != (size_t)json_object_get_string_len(o);
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++) {
+            snprintf(path + len, size - len, "[%zu]", i);
+            if (find_nul(json_object_array_get_idx(o, i), path, size)) return 1;
+        }
+        break;
+    case json_type_object: {
+        struct lh_entry *e;
+        for (e = json_object_get_object(o)->head; e; e = e->next) {
+            snprintf(path + len, size - len, "%s%s", len ? "." : "", (const char *)e->k);
+            if (find_nul((json_object *)e->v, path, size)) return 1;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    path[len] = '\0';
+    return 0;
+}
+
 json_object *api_body_object(rq_t *rq, td_http_resp_t *resp, int merge_patch_ok) {
     const char *ct = td_http_header(rq->http, "Content-Type");
     if (!ct || !(media_type_is(ct, "application/json") ||
@@ -145,6 +174,13 @@ json_object *api_body_object(rq_t *rq, td_http_resp_t *resp, int merge_patch_ok)
         else
             snprintf(detail, sizeof detail, "the body must be a JSON object");
         api_problem(rq, resp, 400, "malformed-json", detail, NULL);
+        return NULL;
+    }
+    /* a member name with a NUL also hides from json-c's lookups */
+    char path[256] = "";
+    if (memchr(body, 0, len) != NULL || find_nul(o, path, sizeof path)) {
+        json_object_put(o);
+        api_invalid(rq, resp, path[0] ? path : "body", "must not contain U+0000");
         return NULL;
     }
     return o;

@@ -56,6 +56,9 @@ static int match(const char *tmpl, const char *path, char *buf, size_t bufsize,
         t++;
         p++;
         size_t tl = strcspn(t, "/"), pl = strcspn(p, "/");
+        /* a tag name may contain '/' (%2F arrives decoded): {name} at the
+         * end of a template takes the rest of the path */
+        if (strncmp(t, "{name}", 6) == 0 && t[tl] == '\0') pl = strlen(p);
         if (*t == '{') {
             if (pl == 0 || np == API_MAX_PATH_PARAMS || used + pl + 1 > bufsize) return 0;
             memcpy(buf + used, p, pl);

@@ -286,9 +286,27 @@ static te_task_t *mutate_put(rq_t *rq, td_http_resp_t *resp, const stored_task_t
     return task_from_object(rq, resp, obj, NULL);
 }
 
-/* JSON merge patch (RFC 7396) over the task's model JSON; "recurrence" and
- * "reminders" are replaced as a whole (a partial recurrence is ambiguous
- * between the RRULE form and the seed's simple form). */
+/* RFC 7396: members of patch replace those of target, null removes, and an
+ * object merges into an object member recursively. */
+static void merge_patch(json_object *target, json_object *patch) {
+    json_object_object_foreach(patch, k, v) {
+        json_object *cur = NULL;
+        if (v == NULL) {
+            json_object_object_del(target, k);
+        } else if (json_object_is_type(v, json_type_object) &&
+                   json_object_object_get_ex(target, k, &cur) && json_object_is_type(cur, json_type_object)) {
+            merge_patch(cur, v);
+        } else if (json_object_is_type(v, json_type_object)) {
+            json_object *fresh = json_object_new_object();
+            merge_patch(fresh, v); /* drops the patch's nulls */
+            json_object_object_add(target, k, fresh);
+        } else {
+            json_object_object_add(target, k, json_object_get(v));
+        }
+    }
+}
+
+/* JSON merge patch over the task's model JSON. */
 static te_task_t *mutate_patch(rq_t *rq, td_http_resp_t *resp, const stored_task_t *cur, void *arg) {
     json_object *patch = arg;
     json_object *merged = model_json(cur, rq->now);
@@ -298,14 +316,17 @@ static te_task_t *mutate_patch(rq_t *rq, td_http_resp_t *resp, const stored_task
     }
     strip_server_fields(merged);
     strip_server_fields(patch);
-    json_object_object_foreach(patch, k, v) {
-        if (v == NULL) json_object_object_del(merged, k);
-        else json_object_object_add(merged, k, json_object_get(v));
-    }
     /* the seed's "completed" flag wins over the current status */
     if (json_object_object_get_ex(patch, "completed", NULL) &&
         !json_object_object_get_ex(patch, "status", NULL))
         json_object_object_del(merged, "status");
+    /* the seed's simple recurrence form replaces an RRULE (and back) */
+    json_object *prec = NULL, *mrec = NULL;
+    if (json_object_object_get_ex(patch, "recurrence", &prec) && json_object_is_type(prec, json_type_object) &&
+        json_object_object_get_ex(merged, "recurrence", &mrec) && json_object_is_type(mrec, json_type_object) &&
+        (json_object_object_get_ex(prec, "type", NULL) || json_object_object_get_ex(prec, "rrule", NULL)))
+        json_object_object_del(merged, "recurrence");
+    merge_patch(merged, patch);
     te_task_t *t = task_from_object(rq, resp, merged, NULL);
     json_object_put(merged);
     return t;
