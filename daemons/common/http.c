@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@ struct td_http_server_s {
     void *arg;
     size_t max_body;
     int port;
+    atomic_int in_flight; /* requests between their first callback and completion */
 };
 
 struct td_http_req_s {
@@ -27,6 +30,7 @@ struct td_http_req_s {
     char *body;
     size_t body_len, body_cap;
     int too_large;
+    int answered;
     td_http_param_t *params;
     size_t nparams, params_cap;
 };
@@ -72,9 +76,10 @@ static void free_req(td_http_req_t *r) {
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                               enum MHD_RequestTerminationCode toe) {
-    (void)cls;
+    td_http_server_t *s = cls;
     (void)conn;
     (void)toe;
+    if (*con_cls) atomic_fetch_sub(&s->in_flight, 1);
     free_req(*con_cls);
     *con_cls = NULL;
 }
@@ -121,9 +126,22 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         r->conn = conn;
         r->method = method;
         r->path = url;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->max_body) r->too_large = 1;
+        atomic_fetch_add(&s->in_flight, 1);
         *con_cls = r;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->max_body) {
+            /* answer (413) before reading the body: no "100 Continue" */
+            r->too_large = 1;
+            MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, r);
+            td_http_resp_t resp = {.status = 500};
+            s->handler(r, &resp, s->arg);
+            r->answered = 1;
+            return queue_resp(conn, &resp);
+        }
+        return MHD_YES;
+    }
+    if (r->answered) {
+        *upload_data_size = 0; /* discard */
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -199,7 +217,7 @@ td_http_server_t *td_http_start(const td_http_config_t *cfg, td_http_handler_t h
                               MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 60u,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                               MHD_OPTION_CONNECTION_LIMIT, 10000u,
-                              MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+                              MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
                               MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(errstr, errstr_size, "cannot listen on %s: %s", cfg->listen,
@@ -217,6 +235,12 @@ int td_http_port(const td_http_server_t *s) { return s ? s->port : 0; }
 void td_http_stop(td_http_server_t *s) {
     if (!s) return;
     MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+    /* Let running requests finish and their responses go out (10 s at
+     * most); idle keep-alive connections are then closed. */
+    for (int i = 0; i < 1000 && atomic_load(&s->in_flight) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(s->mhd);
     if (fd != MHD_INVALID_SOCKET) close(fd);
     free(s);

@@ -44,8 +44,9 @@ td_http_server_t *td_http_start(const td_http_config_t *cfg, td_http_handler_t h
                                 char *errstr, size_t errstr_size);
 /* Port actually bound (useful with port 0). */
 int td_http_port(const td_http_server_t *s);
-/* Stops accepting, lets running handlers finish, closes every connection
- * and frees the server.  NULL is a no-op. */
+/* Stops accepting, waits (10 s at most) until every request in progress
+ * has been answered, closes every connection and frees the server.  NULL
+ * is a no-op. */
 void td_http_stop(td_http_server_t *s);
 
 const char *td_http_method(const td_http_req_t *r);
@@ -59,7 +60,9 @@ const td_http_param_t *td_http_param_at(const td_http_req_t *r, size_t i);
 const char *td_http_param(const td_http_req_t *r, const char *name);
 /* The body (NUL-terminated copy; len without the NUL), "" when none. */
 const char *td_http_body(const td_http_req_t *r, size_t *len);
-/* 1 when the body was larger than max_body (body is then empty). */
+/* 1 when the body was larger than max_body (body is then empty).  With a
+ * Content-Length over the limit the handler runs before the body is read
+ * (and the body is discarded). */
 int td_http_body_too_large(const td_http_req_t *r);
 
 /* Appends a response header (both copied).  0 or -1 (out of memory). */

@@ -19,6 +19,17 @@ struct td_pg_pool_s {
     atomic_int up;
 };
 
+PGconn *td_pg_connect(const char *conninfo) {
+    /* expand_dbname: conninfo (a URI or key=value string) is expanded in
+     * place of "dbname"; the keywords after it override its values. */
+    const char *const keys[] = {"dbname",         "connect_timeout",     "keepalives",
+                                "keepalives_idle", "keepalives_interval", "keepalives_count",
+                                "options",         NULL};
+    const char *const vals[] = {conninfo, "5", "1", "30", "10", "3",
+                                "-c statement_timeout=30000 -c lock_timeout=10000", NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
 td_pg_pool_t *td_pg_pool_new(const char *conninfo, int size) {
     td_pg_pool_t *p = calloc(1, sizeof *p);
     if (!p) return NULL;
@@ -64,7 +75,7 @@ PGconn *td_pg_acquire(td_pg_pool_t *p, char *errstr, size_t errstr_size) {
     pthread_mutex_unlock(&p->mu);
 
     if (c && PQstatus(c) != CONNECTION_OK) PQreset(c);
-    if (!c) c = PQconnectdb(p->conninfo);
+    if (!c) c = td_pg_connect(p->conninfo);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         snprintf(errstr, errstr_size, "postgres: %s",
                  c ? PQerrorMessage(c) : "out of memory");
@@ -87,6 +98,7 @@ void td_pg_release(td_pg_pool_t *p, PGconn *c) {
     if (c && PQstatus(c) != CONNECTION_OK) {
         PQfinish(c);
         c = NULL;
+        set_up(p, 0);
     }
     pthread_mutex_lock(&p->mu);
     p->conns[p->nfree++] = c;
@@ -123,7 +135,9 @@ int td_pg_migrate(PGconn *conn, const td_migration_t *m, size_t n, int *applied,
                   size_t errstr_size) {
     *applied = 0;
     if (td_pg_exec(conn, "BEGIN", errstr, errstr_size) != 0) return -1;
-    if (td_pg_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", errstr, errstr_size) ||
+    if (td_pg_exec(conn, "SET LOCAL statement_timeout = 0", errstr, errstr_size) ||
+        td_pg_exec(conn, "SET LOCAL lock_timeout = 0", errstr, errstr_size) ||
+        td_pg_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", errstr, errstr_size) ||
         td_pg_exec(conn,
                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
                    " version integer PRIMARY KEY, name text NOT NULL,"

@@ -11,6 +11,12 @@
 
 typedef struct td_pg_pool_s td_pg_pool_t;
 
+/* Connects with the daemons' defaults on top of conninfo: connect_timeout
+ * 5 s, TCP keepalives (a dead peer is noticed within a minute), and
+ * statement_timeout 30 s / lock_timeout 10 s so that no request holds
+ * locks (or an Idempotency-Key) for long.  Never NULL (check PQstatus). */
+PGconn *td_pg_connect(const char *conninfo);
+
 /* Opens size connections lazily (on first use): the pool is created even
  * while PostgreSQL is down.  conninfo is copied.  NULL on out of memory. */
 td_pg_pool_t *td_pg_pool_new(const char *conninfo, int size);
@@ -22,7 +28,8 @@ PGconn *td_pg_acquire(td_pg_pool_t *pool, char *errstr, size_t errstr_size);
 /* Returns a connection; a connection left inside a transaction or broken
  * is reset first. */
 void td_pg_release(td_pg_pool_t *pool, PGconn *conn);
-/* 1 when the last attempt to use PostgreSQL worked. */
+/* 1 when the last attempt to use PostgreSQL worked (a connection found
+ * broken at release counts as a failure). */
 int td_pg_up(const td_pg_pool_t *pool);
 
 /* One migration: version (> 0, ascending), name, SQL text. */

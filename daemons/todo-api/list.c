@@ -72,7 +72,7 @@ static char *csv_json(const char *csv, int (*ok)(const char *item, char *norm, s
                       const char **bad) {
     json_object *arr = json_object_new_array();
     char *copy = strdup(csv), *save = NULL;
-    char norm[64];
+    char norm[256];
     *bad = NULL;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         while (*tok == ' ') tok++;
@@ -229,6 +229,8 @@ void h_tasks_list(rq_t *rq, td_http_resp_t *resp) {
         return;
     }
     char err[512];
+    /* One snapshot: X-Sync-Seq must not be newer than the list. */
+    PQclear(PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
     PGresult *res = PQexecParams(c, sql, q.n, NULL, q.vals, NULL, NULL, 0);
     long long total = -1, seq = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
@@ -246,6 +248,7 @@ void h_tasks_list(rq_t *rq, td_http_resp_t *resp) {
     } else {
         snprintf(err, sizeof err, "%s", PQresultErrorMessage(res));
     }
+    PQclear(PQexec(c, "COMMIT"));
     td_pg_release(rq->api->pool, c);
     qb_free(&q);
     if (total < 0 || seq < 0) {

@@ -167,8 +167,7 @@ int main(int argc, char **argv) {
     api.m_latency = td_histogram("te_http_request_duration_seconds", "HTTP request latency", LBL, NULL, 0);
     api.m_in_flight = td_gauge("te_http_requests_in_flight", "Requests being served", NULL);
     api.m_rate_limited = td_counter("te_rate_limited_total", "Requests answered 429", NULL);
-    td_metric_t *pg_up = td_gauge("te_pg_up", "1 when PostgreSQL answered the last readiness check", NULL);
-    td_metric_set(pg_up, NULL, 1);
+    td_metric_set(td_gauge("te_pg_up", "1 when PostgreSQL answered the last use", NULL), NULL, 1);
     api.pool = td_pg_pool_new(pg_url, (int)threads);
     char err[512];
     const char *redis_url = td_env_str("TE_REDIS_URL", NULL);

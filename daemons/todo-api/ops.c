@@ -38,7 +38,8 @@ void h_readyz(rq_t *rq, td_http_resp_t *resp) {
 }
 
 void h_metrics(rq_t *rq, td_http_resp_t *resp) {
-    (void)rq;
+    td_metric_set(td_gauge("te_pg_up", "1 when PostgreSQL answered the last use", NULL), NULL,
+                  td_pg_up(rq->api->pool));
     size_t len = 0;
     char *text = td_metrics_render(&len);
     if (!text) {

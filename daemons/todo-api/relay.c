@@ -38,15 +38,18 @@ typedef struct idlist_s {
 
 struct relay_s {
     char *pg_url;
+    te_conf_t *conf;          /* to recreate the producer after a fatal error */
     te_producer_t *producer;
     pthread_t thread;
     atomic_int stop;
     atomic_int kafka_ok;
     int wake[2];
-    pthread_mutex_t mu;       /* guards done/failed */
-    idlist_t done, failed;
+    pthread_mutex_t mu;       /* guards done/failed/parked/park_error */
+    idlist_t done, failed, parked;
+    char park_error[256];
+    atomic_int fatal;         /* the producer hit a fatal error */
     size_t max_inflight;
-    td_metric_t *m_backlog, *m_published, *m_delivery, *m_errors, *m_leader;
+    td_metric_t *m_backlog, *m_published, *m_delivery, *m_errors, *m_leader, *m_parked;
 };
 
 static int idlist_push(idlist_t *l, long long id) {
@@ -65,11 +68,19 @@ static void on_delivery(const te_delivery_t *d, void *opaque) {
     relay_t *r = opaque;
     long long id = (long long)(intptr_t)d->msg_opaque;
     pthread_mutex_lock(&r->mu);
-    int was_empty = r->done.n == 0 && r->failed.n == 0;
+    int was_empty = r->done.n == 0 && r->failed.n == 0 && r->parked.n == 0;
     if (d->err == TE_OK) {
         idlist_push(&r->done, id);
-    } else if (d->err != TE_ERR_CLOSED) {
+    } else if (d->fatal) {
+        /* the producer is unusable: the relay recreates it and resends */
+        atomic_store(&r->fatal, 1);
+    } else if (d->err == TE_ERR_CLOSED) {
         /* purged at shutdown: left claimed, the next leader resends */
+    } else if (!d->retriable) {
+        /* e.g. record too large: can never be delivered */
+        idlist_push(&r->parked, id);
+        snprintf(r->park_error, sizeof r->park_error, "%s", d->errstr);
+    } else {
         idlist_push(&r->failed, id);
     }
     pthread_mutex_unlock(&r->mu);
@@ -98,11 +109,12 @@ static char *array_literal(const idlist_t *l) {
     return s;
 }
 
-static int exec_ids(PGconn *c, const char *sql, const idlist_t *l) {
+/* Runs sql with $1 = the ids as a bigint[] literal (and $2 = extra). */
+static int exec_ids(PGconn *c, const char *sql, const idlist_t *l, const char *extra) {
     char *arr = array_literal(l);
     if (!arr) return -1;
-    const char *v[1] = {arr};
-    PGresult *res = PQexecParams(c, sql, 1, NULL, v, NULL, NULL, 0);
+    const char *v[2] = {arr, extra};
+    PGresult *res = PQexecParams(c, sql, extra ? 2 : 1, NULL, v, NULL, NULL, 0);
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
     if (rc) td_logf(TD_LOG_ERROR, NULL, "outbox: %s", PQresultErrorMessage(res));
     PQclear(res);
@@ -110,21 +122,37 @@ static int exec_ids(PGconn *c, const char *sql, const idlist_t *l) {
     return rc;
 }
 
-/* Deletes delivered rows, un-claims failed ones.  -1 on a database error
- * (the lists are kept for the next try). */
-static int settle(relay_t *r, PGconn *c) {
-    idlist_t done = {0}, failed = {0};
+static const char SQL_DELETE[] = "DELETE FROM outbox WHERE id = ANY($1::bigint[])";
+static const char SQL_UNCLAIM[] = "UPDATE outbox SET claimed_at = NULL WHERE id = ANY($1::bigint[])";
+static const char SQL_PARK[] =
+    "UPDATE outbox SET claimed_at = NULL, parked_at = now(), error = $2 WHERE id = ANY($1::bigint[])";
+
+static void park(relay_t *r, PGconn *c, const idlist_t *ids, const char *why) {
+    if (!ids->n) return;
+    td_logf(TD_LOG_ERROR, NULL, "outbox: %zu event(s) parked, Kafka refuses them: %s", ids->n, why);
+    td_metric_inc(r->m_parked, NULL, (double)ids->n);
+    exec_ids(c, SQL_PARK, ids, why);
+}
+
+/* Deletes delivered rows, un-claims failed ones (leader only: a standby's
+ * failures are the new leader's to resend), parks refused ones.  -1 on a
+ * database error (the lists are kept for the next try). */
+static int settle(relay_t *r, PGconn *c, int leader) {
+    idlist_t done, failed, parked;
+    char why[256];
     pthread_mutex_lock(&r->mu);
     done = r->done;
     failed = r->failed;
+    parked = r->parked;
+    snprintf(why, sizeof why, "%s", r->park_error);
     memset(&r->done, 0, sizeof r->done);
     memset(&r->failed, 0, sizeof r->failed);
+    memset(&r->parked, 0, sizeof r->parked);
     pthread_mutex_unlock(&r->mu);
     int rc = 0;
-    if (done.n && exec_ids(c, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", &done) != 0) rc = -1;
-    if (failed.n && exec_ids(c, "UPDATE outbox SET claimed_at = NULL WHERE id = ANY($1::bigint[])",
-                             &failed) != 0)
-        rc = -1;
+    if (done.n && exec_ids(c, SQL_DELETE, &done, NULL) != 0) rc = -1;
+    if (leader && failed.n && exec_ids(c, SQL_UNCLAIM, &failed, NULL) != 0) rc = -1;
+    if (leader) park(r, c, &parked, why);
     if (rc != 0) {
         /* put them back */
         pthread_mutex_lock(&r->mu);
@@ -134,6 +162,7 @@ static int settle(relay_t *r, PGconn *c) {
     }
     free(done.v);
     free(failed.v);
+    free(parked.v);
     return rc;
 }
 
@@ -155,7 +184,8 @@ static int claim_and_send(relay_t *r, PGconn *c, const te_headers_t *hdr) {
     const char *v[1] = {lim};
     PGresult *res = PQexecParams(
         c,
-        "WITH c AS (SELECT id FROM outbox WHERE claimed_at IS NULL ORDER BY id LIMIT $1::int "
+        "WITH c AS (SELECT id FROM outbox WHERE claimed_at IS NULL AND parked_at IS NULL "
+        "           ORDER BY id LIMIT $1::int "
         "           FOR UPDATE SKIP LOCKED) "
         "UPDATE outbox o SET claimed_at = now() FROM c WHERE o.id = c.id "
         "RETURNING o.id, o.topic, o.key, o.payload",
@@ -178,7 +208,8 @@ static int claim_and_send(relay_t *r, PGconn *c, const te_headers_t *hdr) {
         }
         idx[j] = i;
     }
-    idlist_t unsent = {0};
+    idlist_t unsent = {0}, refused = {0};
+    char why[TE_ERRSTR_SIZE] = "";
     for (int k = 0; idx && ids && k < n; k++) {
         int i = idx[k];
         const char *key = PQgetvalue(res, i, 2), *payload = PQgetvalue(res, i, 3);
@@ -187,14 +218,22 @@ static int claim_and_send(relay_t *r, PGconn *c, const te_headers_t *hdr) {
                               : te_producer_send_raw(r->producer, PQgetvalue(res, i, 1), key, strlen(key),
                                                      payload, (size_t)PQgetlength(res, i, 3), hdr,
                                                      (void *)(intptr_t)ids[i], err, sizeof err);
-        if (e != TE_OK) {
-            if (!unsent.n) td_logf(TD_LOG_WARN, NULL, "outbox: send failed (%s): retrying later", te_err2str(e));
+        if (e == TE_OK) continue;
+        if (e == TE_ERR_QUEUE_FULL || te_producer_fatal_error(r->producer, NULL, 0) != TE_OK) {
+            /* try again later (after the producer was recreated) */
+            if (!unsent.n && e != TE_ERR_QUEUE_FULL) atomic_store(&r->fatal, 1);
             idlist_push(&unsent, ids[i]);
+        } else {
+            /* this record can never be sent (too large, unknown topic...) */
+            snprintf(why, sizeof why, "%s", err);
+            idlist_push(&refused, ids[i]);
         }
     }
     PQclear(res);
-    if (unsent.n) exec_ids(c, "UPDATE outbox SET claimed_at = NULL WHERE id = ANY($1::bigint[])", &unsent);
+    if (unsent.n) exec_ids(c, SQL_UNCLAIM, &unsent, NULL);
+    park(r, c, &refused, why);
     free(unsent.v);
+    free(refused.v);
     free(idx);
     free(ids);
     return n;
@@ -252,15 +291,35 @@ static int try_lead(relay_t *r, PGconn *c) {
     PQclear(res);
     if (!got) return 0;
     /* What we ourselves still have in flight must finish before claims are
-     * reset, or it would be sent twice. */
-    while (te_producer_outstanding(r->producer) > 0 && !atomic_load(&r->stop))
-        te_producer_flush(r->producer, 1000);
-    settle(r, c);
+     * reset, or it would be sent twice; give up the lock if it does not. */
+    if (te_producer_flush(r->producer, 10000) != TE_OK) {
+        PQclear(PQexec(c, "SELECT pg_advisory_unlock(" RELAY_LOCK ")"));
+        return 0;
+    }
+    settle(r, c, 0);
     res = PQexec(c, "UPDATE outbox SET claimed_at = NULL WHERE claimed_at IS NOT NULL");
     int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (ok) ok = td_pg_exec(c, "LISTEN te_outbox", NULL, 0) == 0;
     return ok;
+}
+
+/* After a fatal producer error (e.g. an idempotence sequence error) every
+ * send fails: replace the producer and resend what it had in flight. */
+static int recreate_producer(relay_t *r, PGconn *c) {
+    char err[TE_ERRSTR_SIZE] = "";
+    te_producer_fatal_error(r->producer, err, sizeof err);
+    td_logf(TD_LOG_ERROR, NULL, "outbox: Kafka producer failed (%s): recreating it", err);
+    te_producer_destroy(r->producer); /* purges: those rows stay claimed */
+    r->producer = te_producer_new(r->conf, on_delivery, r, err, sizeof err);
+    if (!r->producer) {
+        td_logf(TD_LOG_ERROR, NULL, "outbox: cannot create a producer: %s", err);
+        return -1;
+    }
+    atomic_store(&r->fatal, 0);
+    PGresult *res = PQexec(c, "UPDATE outbox SET claimed_at = NULL WHERE claimed_at IS NOT NULL");
+    PQclear(res);
+    return 0;
 }
 
 static void *relay_main(void *arg) {
@@ -285,7 +344,7 @@ static void *relay_main(void *arg) {
                 continue;
             }
             if (c) PQfinish(c);
-            c = PQconnectdb(r->pg_url);
+            c = td_pg_connect(r->pg_url);
             leader = 0;
             td_metric_set(r->m_leader, NULL, 0);
             if (PQstatus(c) != CONNECTION_OK) {
@@ -299,12 +358,18 @@ static void *relay_main(void *arg) {
             td_metric_set(r->m_leader, NULL, leader);
             if (leader) td_logf(TD_LOG_INFO, NULL, "outbox relay: active");
             else {
-                settle(r, c);
+                settle(r, c, 0);
                 wait_for_work(r, NULL, 1000);
                 continue;
             }
         }
-        if (settle(r, c) != 0) {
+        if (atomic_load(&r->fatal) || te_producer_fatal_error(r->producer, NULL, 0) != TE_OK) {
+            if (recreate_producer(r, c) != 0) {
+                wait_for_work(r, NULL, 1000);
+                continue;
+            }
+        }
+        if (settle(r, c, 1) != 0) {
             wait_for_work(r, c, 200);
             continue;
         }
@@ -323,7 +388,7 @@ static void *relay_main(void *arg) {
     }
     /* Shutdown: let what was sent be acknowledged, record it, stop. */
     te_producer_flush(r->producer, 5000);
-    if (c && PQstatus(c) == CONNECTION_OK) settle(r, c);
+    if (c && PQstatus(c) == CONNECTION_OK) settle(r, c, leader);
     te_headers_destroy(hdr);
     if (c) PQfinish(c);
     return NULL;
@@ -344,6 +409,7 @@ relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, char *errs
     r->m_published = td_counter("te_outbox_published_total", "Outbox events acknowledged by Kafka", NULL);
     r->m_errors = td_counter("te_kafka_delivery_errors_total", "Failed Kafka deliveries (retried)", NULL);
     r->m_delivery = td_histogram("te_kafka_delivery_seconds", "Send to broker acknowledgement", NULL, NULL, 0);
+    r->m_parked = td_counter("te_outbox_parked_total", "Outbox events Kafka refused for good (kept, parked_at set)", NULL);
     r->m_leader = td_gauge("te_outbox_relay_active", "1 when this replica's relay holds the lock", NULL);
     atomic_init(&r->kafka_ok, 0);
     te_conf_t *conf = te_conf_dup(kafka_conf);
@@ -360,7 +426,7 @@ relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, char *errs
         relay_stop(r);
         return NULL;
     }
-    te_conf_destroy(conf);
+    r->conf = conf;
     if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
         snprintf(errstr, errstr_size, "cannot start the relay thread");
         te_producer_destroy(r->producer);
@@ -386,8 +452,10 @@ void relay_stop(relay_t *r) {
     pthread_mutex_destroy(&r->mu);
     free(r->done.v);
     free(r->failed.v);
+    free(r->parked.v);
+    te_conf_destroy(r->conf);
     free(r->pg_url);
     free(r);
 }
 
-int relay_kafka_ok(relay_t *r) { return atomic_load(&r->kafka_ok); }
+int relay_kafka_ok(relay_t *r) { return atomic_load(&r->kafka_ok) && !atomic_load(&r->fatal); }

@@ -83,6 +83,10 @@ void api_invalid(rq_t *rq, td_http_resp_t *resp, const char *name, const char *r
 }
 
 void api_internal(rq_t *rq, td_http_resp_t *resp, const char *what, const char *errstr) {
+    if (!td_pg_up(rq->api->pool)) { /* the connection broke under us */
+        api_unavailable(rq, resp, errstr);
+        return;
+    }
     td_logf(TD_LOG_ERROR, rq->trace_id, "%s: %s", what, errstr);
     api_problem(rq, resp, 500, "internal", NULL, NULL);
 }

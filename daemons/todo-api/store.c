@@ -191,13 +191,13 @@ int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errst
         "tags, tags_lower, rrule, rrule_zone, rrule_anchor, series_id, occurrence, version, "
         "created_at, updated_at, completed_at) VALUES ($1::uuid, $2, $3, $4, $5::smallint, $6, "
         "$7::timestamptz, $8, ARRAY(SELECT json_array_elements_text($9::json)), "
-        "ARRAY(SELECT lower(json_array_elements_text($9::json))), $10, $11, $12, $13::uuid, "
+        "ARRAY(SELECT te_fold(json_array_elements_text($9::json))), $10, $11, $12, $13::uuid, "
         "$14::int, $15::int, $16::timestamptz, $17::timestamptz, $18::timestamptz)";
     static const char upd[] =
         "UPDATE tasks SET title = $3, description = $4, priority = $5::smallint, status = $6, "
         "due_at = $7::timestamptz, timezone = $8, "
         "tags = ARRAY(SELECT json_array_elements_text($9::json)), "
-        "tags_lower = ARRAY(SELECT lower(json_array_elements_text($9::json))), rrule = $10, "
+        "tags_lower = ARRAY(SELECT te_fold(json_array_elements_text($9::json))), rrule = $10, "
         "rrule_zone = $11, rrule_anchor = $12, series_id = $13::uuid, occurrence = $14::int, "
         "version = $15::int, created_at = $16::timestamptz, updated_at = $17::timestamptz, "
         "completed_at = $18::timestamptz WHERE id = $1::uuid AND user_id = $2";
@@ -264,13 +264,14 @@ int store_sync_reminders(PGconn *c, stored_task_t *st, int had_any, te_time_t no
         "        SELECT 1 FROM w WHERE w.off IS NOT DISTINCT FROM r.offset_minutes "
         "        AND w.at IS NOT DISTINCT FROM r.at)), "
         "ins AS (INSERT INTO reminders (id, task_id, user_id, offset_minutes, at, created_at) "
-        "        SELECT gen_random_uuid(), $1::uuid, t.user_id, w.off, w.at, now() "
+        "        SELECT gen_random_uuid(), $1::uuid, t.user_id, w.off, w.at, $3::timestamptz "
         "        FROM w, tasks t WHERE t.id = $1::uuid AND NOT EXISTS ("
         "          SELECT 1 FROM reminders r WHERE r.task_id = $1::uuid "
         "          AND w.off IS NOT DISTINCT FROM r.offset_minutes "
         "          AND w.at IS NOT DISTINCT FROM r.at)) "
         "SELECT 1";
-    PGresult *res = run(c, "reminders", sql, 2, v, errstr, size);
+    const char *v3[3] = {v[0], v[1], v[4]};
+    PGresult *res = run(c, "reminders", sql, 3, v3, errstr, size);
     json_object_put(want);
     if (!res) return -1;
     PQclear(res);

@@ -9,8 +9,8 @@
 #include "tasks.h"
 
 static const char TAGS_SQL[] =
-    "WITH used AS (SELECT lower(x) AS k, min(x) AS name, count(*) AS n "
-    "              FROM tasks t, unnest(t.tags) x WHERE t.user_id = $1 GROUP BY lower(x)), "
+    "WITH used AS (SELECT te_fold(x) AS k, min(x) AS name, count(*) AS n "
+    "              FROM tasks t, unnest(t.tags) x WHERE t.user_id = $1 GROUP BY te_fold(x)), "
     "     made AS (SELECT name, name_lower FROM tags WHERE user_id = $1) "
     "SELECT coalesce(m.name, u.name), coalesce(u.n, 0) FROM made m "
     "FULL JOIN used u ON u.k = m.name_lower %s ORDER BY 1";
@@ -92,8 +92,8 @@ void h_tags_create(rq_t *rq, td_http_resp_t *resp) {
     const char *v[2] = {rq->user, n};
     PGresult *res = PQexecParams(
         c,
-        "INSERT INTO tags (user_id, name, name_lower) SELECT $1, $2, lower($2) "
-        "WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.user_id = $1 AND t.tags_lower @> ARRAY[lower($2)]) "
+        "INSERT INTO tags (user_id, name, name_lower) SELECT $1, $2, te_fold($2) "
+        "WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.user_id = $1 AND t.tags_lower @> ARRAY[te_fold($2)]) "
         "ON CONFLICT DO NOTHING RETURNING name",
         2, NULL, v, NULL, NULL, 0);
     td_pg_release(rq->api->pool, c);
@@ -111,7 +111,7 @@ void h_tags_create(rq_t *rq, td_http_resp_t *resp) {
 /* Removes the tag from one locked task; 0 ok, -1 error. */
 static int untag(rq_t *rq, td_http_resp_t *resp, PGconn *c, const char *task_id, const char *name,
                  char *err, size_t errsize) {
-    stored_task_t cur;
+    stored_task_t cur = {0};
     int found = store_task_load(c, rq->user, task_id, 1, &cur, err, errsize);
     if (found <= 0) return found;
     te_task_t *next = te_task_clone(cur.task);
@@ -141,10 +141,10 @@ void h_tag_delete(rq_t *rq, td_http_resp_t *resp) {
     PGresult *res = NULL;
     if (rc == 0) {
         res = PQexecParams(c,
-                           "WITH d AS (DELETE FROM tags WHERE user_id = $1 AND name_lower = lower($2) "
+                           "WITH d AS (DELETE FROM tags WHERE user_id = $1 AND name_lower = te_fold($2) "
                            "RETURNING 1) SELECT NULL::text FROM d UNION ALL "
                            "SELECT t.id::text FROM tasks t WHERE t.user_id = $1 "
-                           "AND t.tags_lower @> ARRAY[lower($2)] ORDER BY 1",
+                           "AND t.tags_lower @> ARRAY[te_fold($2)] ORDER BY 1",
                            2, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             snprintf(err, sizeof err, "%s", PQresultErrorMessage(res));

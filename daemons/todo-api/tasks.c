@@ -173,6 +173,21 @@ int task_apply_locked(rq_t *rq, td_http_resp_t *resp, PGconn *c, stored_task_t *
         else
             te_task_set_series(t, te_task_id(cur->task), 1);
     }
+    /* Nothing to write when the client-visible model is unchanged (a
+     * second "complete", a PUT of the same fields). */
+    json_object *mb = NULL, *ma = NULL, *model_changes = NULL;
+    if (te_task_to_json_object(cur->task, rq->now, &mb) == TE_OK &&
+        te_task_to_json_object(t, rq->now, &ma) == TE_OK)
+        model_changes = store_diff(mb, ma);
+    int model_ok = mb && ma;
+    json_object_put(mb);
+    json_object_put(ma);
+    if (!model_ok) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    if (!model_changes) return 0;
+    json_object_put(model_changes);
     json_object *before = store_task_json(cur, rq->now);
     stored_task_t st = {.task = t, .version = cur->version + 1};
     json_object *after = NULL, *changes = NULL;
@@ -229,7 +244,7 @@ static void update_task(rq_t *rq, td_http_resp_t *resp, mutate_fn mutate, void *
     PGconn *c = api_conn(rq, resp);
     if (!c) return;
     char err[512];
-    stored_task_t cur;
+    stored_task_t cur = {0};
     json_object *after = NULL;
     int rc = store_begin_write(c, rq->user, err, sizeof err);
     int found = rc == 0 ? store_task_load(c, rq->user, rq->path_params[0], 1, &cur, err, sizeof err)
@@ -375,7 +390,7 @@ void h_task_delete(rq_t *rq, td_http_resp_t *resp) {
     PGconn *c = api_conn(rq, resp);
     if (!c) return;
     char err[512];
-    stored_task_t cur;
+    stored_task_t cur = {0};
     int rc = store_begin_write(c, rq->user, err, sizeof err);
     int found = rc == 0 ? store_task_load(c, rq->user, rq->path_params[0], 1, &cur, err, sizeof err)
                         : -1;
@@ -390,11 +405,11 @@ void h_task_delete(rq_t *rq, td_http_resp_t *resp) {
     }
     if (found != 1) store_rollback(c);
     td_pg_release(rq->api->pool, c);
-    if (found == 1) stored_task_clear(&cur);
+    stored_task_clear(&cur);
     if (found == 1) td_http_resp_set(resp, 204, NULL, NULL, 0);
     else if (found == 0) api_problem(rq, resp, 404, "not-found", "no such task", NULL);
     else if (found == -1) api_internal(rq, resp, "delete task", err);
-    else stored_task_clear(&cur); /* 412 already answered */
+    /* -2: 412 already answered */
 }
 
 /* --- reminders ----------------------------------------------------------- */

@@ -1,6 +1,12 @@
 -- 001: tasks, reminders, tags, change log, outbox, processed events, activity.
 -- Applied by todo-api (td_pg_migrate) in one transaction under an advisory lock.
 
+-- Tags compare ASCII case-insensitively, as the task model does
+-- (PostgreSQL's lower() would also fold non-ASCII letters).
+CREATE FUNCTION te_fold(s text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT translate(s, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') $$;
+
 -- Per-user change sequence.  Taking this row lock first in every write
 -- transaction serialises one user's writes, so sequence order = commit order
 -- and one user's outbox rows get ids in commit order.
@@ -20,7 +26,7 @@ CREATE TABLE tasks (
     due_at       timestamptz,
     timezone     text,
     tags         text[] NOT NULL DEFAULT '{}',
-    tags_lower   text[] NOT NULL DEFAULT '{}',   -- for case-insensitive tag filters
+    tags_lower   text[] NOT NULL DEFAULT '{}',   -- te_fold(tags), for tag filters
     rrule        text,
     rrule_zone   text,
     rrule_anchor text,
@@ -82,9 +88,11 @@ CREATE TABLE outbox (
     key        text NOT NULL,
     payload    text NOT NULL,           -- the structured-mode CloudEvent (JSON)
     created_at timestamptz NOT NULL DEFAULT now(),
-    claimed_at timestamptz
+    claimed_at timestamptz,
+    parked_at  timestamptz,              -- Kafka refused it for good (see error)
+    error      text
 );
-CREATE INDEX outbox_unclaimed ON outbox (id) WHERE claimed_at IS NULL;
+CREATE INDEX outbox_unclaimed ON outbox (id) WHERE claimed_at IS NULL AND parked_at IS NULL;
 
 -- Consumers' idempotency: (consumer, event id) written in the same
 -- transaction as the side effect.
@@ -132,7 +140,7 @@ CREATE FUNCTION te_reminder_json(r reminders) RETURNS jsonb
 
 CREATE FUNCTION te_task_reminders(task uuid) RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$ SELECT coalesce(jsonb_agg(te_reminder_json(r) ORDER BY r.created_at, r.id), '[]'::jsonb)
+    AS $$ SELECT coalesce(jsonb_agg(te_reminder_json(r) ORDER BY r.created_at, r.offset_minutes, r.at, r.id), '[]'::jsonb)
           FROM reminders r WHERE r.task_id = task $$;
 
 -- Wake-ups at commit: the outbox relay (LISTEN te_outbox) and the reminder
