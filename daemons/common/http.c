@@ -1,6 +1,8 @@
 /* HTTP server over libmicrohttpd (see http.h). */
 #include "http.h"
 
+#include <stdarg.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
@@ -13,6 +15,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "log.h"
 
 struct td_http_server_s {
     struct MHD_Daemon *mhd;
@@ -165,6 +169,16 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
     return queue_resp(conn, &resp);
 }
 
+/* libmicrohttpd's own messages go to the JSON log too. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+    td_logf(TD_LOG_WARN, NULL, "http: %s", buf);
+}
+
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
                         char *errstr, size_t errstr_size) {
     char host[256];
@@ -218,6 +232,7 @@ td_http_server_t *td_http_start(const td_http_config_t *cfg, td_http_handler_t h
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                               MHD_OPTION_CONNECTION_LIMIT, 10000u,
                               MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                               MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(errstr, errstr_size, "cannot listen on %s: %s", cfg->listen,

@@ -113,6 +113,17 @@ static int migrate(const char *pg_url) {
     return rc;
 }
 
+/* A numeric setting; a bad value is reported by name. */
+static long env_long(const char *name, long def, long min, long max, int *bad) {
+    int b = 0;
+    long v = td_env_long(name, def, min, max, &b);
+    if (b) {
+        td_logf(TD_LOG_ERROR, NULL, "%s must be an integer from %ld to %ld", name, min, max);
+        *bad = 1;
+    }
+    return v;
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: todo-api [serve|migrate|version]\n"
                     "  configuration: environment variables, see docs/api.md\n");
@@ -150,14 +161,14 @@ int main(int argc, char **argv) {
 
     api_t api = {0};
     int bad = 0, status = 1;
-    long threads = td_env_long("TE_API_THREADS", sysconf(_SC_NPROCESSORS_ONLN) < 2 ? 2 : sysconf(_SC_NPROCESSORS_ONLN), 1, 256, &bad);
-    api.max_body = (size_t)td_env_long("TE_API_MAX_BODY", 65536, 1024, 16 << 20, &bad);
-    api.rate = (double)td_env_long("TE_RATE_LIMIT", 50, 0, 1000000, &bad);
-    api.burst = (double)td_env_long("TE_RATE_BURST", 100, 1, 1000000, &bad);
-    api.idem_ttl = (int)td_env_long("TE_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400, &bad);
-    api.sync_retention_days = (int)td_env_long("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long threads = env_long("TE_API_THREADS", ncpu < 2 ? 2 : ncpu, 1, 256, &bad);
+    api.max_body = (size_t)env_long("TE_API_MAX_BODY", 65536, 1024, 16 << 20, &bad);
+    api.rate = (double)env_long("TE_RATE_LIMIT", 50, 0, 1000000, &bad);
+    api.burst = (double)env_long("TE_RATE_BURST", 100, 1, 1000000, &bad);
+    api.idem_ttl = (int)env_long("TE_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400, &bad);
+    api.sync_retention_days = (int)env_long("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
     const char *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
-    if (bad) td_logf(TD_LOG_ERROR, NULL, "a numeric setting is out of range (docs/api.md)");
     if (!brokers) td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_BROKERS is required");
     if (bad || !brokers || configure_jwt(&api) != 0) goto out;
     if (!(api.kafka_conf = kafka_conf(brokers))) goto out;
@@ -182,6 +193,7 @@ int main(int argc, char **argv) {
     } else {
         td_logf(TD_LOG_WARN, NULL, "TE_REDIS_URL not set: no idempotency keys, no rate limit");
     }
+    /* The relay starts first: handlers read api.relay (for /readyz). */
     if (td_env_bool("TE_OUTBOX_RELAY", 1) &&
         !(api.relay = relay_start(pg_url, api.kafka_conf, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "outbox relay: %s", err);

@@ -117,9 +117,33 @@ int store_task_load(PGconn *c, const char *user, const char *id, int lock, store
     return found;
 }
 
+/* UTC with milliseconds ("" when absent); buf: TE_TIME_STRLEN bytes. */
+static void fmt_time(te_time_t t, int present, char *buf) {
+    t -= ((t % 1000) + 1000) % 1000;
+    if (!present || te_time_format_utc(t, buf, TE_TIME_STRLEN - 4) != TE_OK) {
+        buf[0] = '\0';
+    } else if (!strchr(buf, '.')) {
+        size_t n = strlen(buf); /* "...SSZ" -> "...SS.000Z" */
+        memcpy(buf + n - 1, ".000Z", 6);
+    }
+}
+
+void store_ms_time(json_object *o, const char *key) {
+    json_object *v = NULL;
+    te_time_t t;
+    char buf[TE_TIME_STRLEN];
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string) ||
+        te_time_parse(json_object_get_string(v), &t, NULL, NULL, 0) != TE_OK)
+        return;
+    fmt_time(t, 1, buf);
+    if (buf[0]) json_object_object_add(o, key, json_object_new_string(buf));
+}
+
 json_object *store_task_json(const stored_task_t *st, te_time_t now) {
     json_object *o = NULL;
     if (te_task_to_json_object(st->task, now, &o) != TE_OK) return NULL;
+    static const char *const TIMES[] = {"due_date", "created_at", "updated_at", "completed_at"};
+    for (size_t i = 0; i < sizeof TIMES / sizeof TIMES[0]; i++) store_ms_time(o, TIMES[i]);
     json_object_object_add(o, "reminders", json_object_get(st->reminders));
     json_object_object_add(o, "version", json_object_new_int(st->version));
     return o;
@@ -158,9 +182,6 @@ int store_commit(PGconn *c, char *errstr, size_t size) {
 
 void store_rollback(PGconn *c) { PQclear(PQexec(c, "ROLLBACK")); }
 
-static void fmt_time(te_time_t t, int present, char *buf) {
-    if (!present || te_time_format_utc(t, buf, TE_TIME_STRLEN) != TE_OK) buf[0] = '\0';
-}
 
 int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errstr, size_t size) {
     const te_task_t *t = st->task;

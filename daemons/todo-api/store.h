@@ -27,6 +27,10 @@ int store_task_from_row(const PGresult *res, int r, int col0, stored_task_t *st)
 int store_task_load(PGconn *c, const char *user, const char *id, int lock, stored_task_t *st,
                     char *errstr, size_t errstr_size);
 
+/* Rewrites the time string o[key] (if any) as UTC with milliseconds
+ * ("…:00.000Z"), the API's one time format. */
+void store_ms_time(json_object *o, const char *key);
+
 /* The task as the API shows it (library JSON + reminders + version). */
 json_object *store_task_json(const stored_task_t *st, te_time_t now);
 

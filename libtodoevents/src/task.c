@@ -651,7 +651,25 @@ static void parse_recurrence(vctx_t *v, te_task_t *t, const struct json_object *
             }
         }
     }
-    if (member(rec, "end_date")) {
+    /* end_date: a date-time, or the seed's plain date ("2026-12-31"),
+     * which is that day in the recurrence's zone (resolved below). */
+    te_civil_t end_day = {0};
+    m = member(rec, "end_date");
+    const char *es = m && json_object_is_type(m, json_type_string) ? json_object_get_string(m) : NULL;
+    if (es && strlen(es) == 10 &&
+        sscanf(es, "%4d-%2d-%2d", &end_day.year, &end_day.month, &end_day.day) == 3 &&
+        es[4] == '-' && es[7] == '-') {
+        te_time_t probe;
+        te_civil_t c = end_day;
+        c.hour = 12;
+        if (te_civil_to_time(&c, &probe) != TE_OK) {
+            problem(v, "recurrence.end_date", "is not a valid date");
+            bad = 1;
+        } else {
+            s.has_end_date = 1;
+        }
+    } else if (m) {
+        end_day.year = 0;
         if (!get_time(v, rec, "end_date", "recurrence.end_date", &s.has_end_date, &s.end_date))
             bad = 1;
     }
@@ -665,6 +683,14 @@ static void parse_recurrence(vctx_t *v, te_task_t *t, const struct json_object *
         return;
     }
     const char *z = zone ? zone : t->timezone ? t->timezone : "UTC";
+    if (end_day.year) {
+        end_day.hour = 12; /* noon exists on every local day */
+        if (te_tz_from_local(z, &end_day, &s.end_date, NULL) != TE_OK) {
+            problem(v, "recurrence.end_date", "is out of range");
+            *skip |= F_RECUR;
+            return;
+        }
+    }
     char rule[512], e[256];
     size_t before = te_problems_count(v->problems);
     te_err_t err = te_simple_recurrence_to_rrule(&s, t->due, z, rule, sizeof rule, v->problems,

@@ -293,6 +293,30 @@ START_TEST(recurrence_rules) {
 }
 END_TEST
 
+/* The seed's end_date as a plain date: that local day in the zone, inclusive. */
+START_TEST(simple_recurrence_end_date_plain_date) {
+    te_task_t *t = ok("{\"title\":\"t\",\"due_date\":\"2026-03-01T09:00:00+01:00\","
+                      "\"timezone\":\"Europe/Berlin\","
+                      "\"recurrence\":{\"type\":\"daily\",\"end_date\":\"2026-03-31\"}}");
+    ck_assert_ptr_nonnull(strstr(te_task_rrule(t), "UNTIL=20260331T215959Z"));
+    te_task_destroy(t);
+    /* UTC+14: the local day ends at 09:59:59 UTC */
+    t = ok("{\"title\":\"t\",\"due_date\":\"2026-03-01T09:00:00+14:00\","
+           "\"timezone\":\"Pacific/Kiritimati\","
+           "\"recurrence\":{\"type\":\"daily\",\"end_date\":\"2026-03-31\"}}");
+    ck_assert_ptr_nonnull(strstr(te_task_rrule(t), "UNTIL=20260331T095959Z"));
+    te_task_destroy(t);
+    const char *j = "{\"title\":\"t\",\"due_date\":\"2026-03-01T09:00:00Z\","
+                    "\"recurrence\":{\"type\":\"daily\",\"end_date\":\"2026-02-30\"}}";
+    te_task_t *bad = NULL;
+    te_problems_t *p = te_problems_new();
+    ck_assert_int_eq(te_task_from_json(j, strlen(j), &bad, p, NULL, 0), TE_ERR_INVALID);
+    ck_assert_ptr_null(bad);
+    ck_assert_str_eq(te_problems_field(p, 0), "recurrence.end_date");
+    te_problems_destroy(p);
+}
+END_TEST
+
 START_TEST(many_problems_at_once) {
     const char *j = "{\"title\":\" \",\"priority\":\"x\",\"tags\":[\"a\",\"A\"],\"timezone\":\"No/Where\","
                     "\"due_date\":\"nope\",\"description\":5}";
@@ -429,6 +453,7 @@ int main(void) {
     tcase_add_test(tc, due_and_zone_rules);
     tcase_add_test(tc, reminder_rules);
     tcase_add_test(tc, recurrence_rules);
+    tcase_add_test(tc, simple_recurrence_end_date_plain_date);
     tcase_add_test(tc, many_problems_at_once);
     tcase_add_test(tc, malformed_json);
     tcase_add_test(tc, json_round_trip);

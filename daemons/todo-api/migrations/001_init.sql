@@ -117,16 +117,10 @@ CREATE TABLE activity (
 );
 CREATE INDEX activity_user_time ON activity (user_id, occurred_at DESC, id DESC);
 
--- RFC 3339 in UTC, written like the library's te_time_format_utc(): no
--- fraction for whole seconds, 3 digits for whole milliseconds, else 6.
+-- RFC 3339 in UTC with milliseconds, the API's one time format.
 CREATE FUNCTION te_ts(t timestamptz) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT to_char(t AT TIME ZONE 'UTC',
-                 CASE WHEN extract(microseconds FROM t)::bigint % 1000000 = 0
-                      THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
-                      WHEN extract(microseconds FROM t)::bigint % 1000 = 0
-                      THEN 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'
-                      ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END) $$;
+    AS $$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') $$;
 
 -- A reminder as the API shows it: exactly one of offset_minutes / at.
 CREATE FUNCTION te_reminder_json(r reminders) RETURNS jsonb

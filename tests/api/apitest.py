@@ -1,0 +1,737 @@
+"""Shared harness for the black-box tests of todo-api (the contract: docs/api.md).
+
+Python 3.11 standard library only.  Each test module is one program (one
+ctest test): its test classes derive from ApiTestCase, which gives every
+class its own PostgreSQL database and its own todo-api process on a free
+port, and checks that the daemon exits 0 on SIGTERM at the end (the suite
+also runs the AddressSanitizer build, where a leak makes the exit status
+non-zero).
+
+Environment: TE_BUILD_DIR (default <checkout>/build), TE_SOURCE_DIR, and
+TE_PG_URL / TE_REDIS_URL / TE_KAFKA_BROKERS (when unset, the services are
+started with scripts/services and their settings read from it).
+"""
+
+import base64
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.parse
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("TE_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+BUILD_DIR = os.environ.get("TE_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
+API_BIN = os.path.join(BUILD_DIR, "bin", "todo-api")
+TODOCTL = os.path.join(BUILD_DIR, "bin", "todoctl")
+SERVICES = os.path.join(SOURCE_DIR, "scripts", "services")
+
+PROBLEM_PREFIX = "urn:todoevents:problem:"
+SERVICE_KEYS = ("TE_PG_URL", "TE_REDIS_URL", "TE_KAFKA_BROKERS")
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# What the server writes: UTC with milliseconds.
+SERVER_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# ---- services ------------------------------------------------------------------
+
+
+def services_command(*args, keep=False, check=True):
+    """scripts/services ARGS (keep: TE_SERVICES_KEEP=1, a stop keeps the data)."""
+    env = dict(os.environ, TE_SERVICES_KEEP="1") if keep else None
+    return subprocess.run([SERVICES, *args], env=env, check=check, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@functools.lru_cache(maxsize=None)
+def services():
+    """{TE_PG_URL, TE_REDIS_URL, TE_KAFKA_BROKERS}: from the environment when
+    all are set, else from scripts/services (started first when down)."""
+    if all(os.environ.get(k) for k in SERVICE_KEYS):
+        return {k: os.environ[k] for k in SERVICE_KEYS}
+    if services_command("status", check=False).returncode != 0:
+        out = services_command("start", check=False)
+        if out.returncode != 0:
+            raise RuntimeError("scripts/services start failed:\n" + out.stdout)
+    found = {}
+    for line in services_command("env").stdout.splitlines():
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export":
+            name, _, value = words[1].partition("=")
+            found[name] = value
+    return {k: found[k] for k in SERVICE_KEYS}
+
+
+@functools.lru_cache(maxsize=None)
+def ensure_topics():
+    """Creates the catalogue's topics once per process (auto-create is off)."""
+    brokers = services()["TE_KAFKA_BROKERS"]
+    for attempt in range(3):
+        r = subprocess.run([TODOCTL, "topics", "ensure", "--brokers", brokers],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        time.sleep(1 + attempt)
+    raise RuntimeError(f"todoctl topics ensure failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+
+
+def psql(url, sql):
+    """Runs SQL with psql; returns stdout (unaligned, tuples only)."""
+    r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"psql failed: {sql}\n{r.stderr}")
+    return r.stdout
+
+
+class Database:
+    """A scratch PostgreSQL database, dropped by drop()."""
+
+    def __init__(self, label):
+        self.admin_url = services()["TE_PG_URL"]
+        slug = re.sub(r"[^a-z0-9]", "", label.lower())[:30]
+        self.name = f"te_api_{slug}_{uuid.uuid4().hex[:8]}"
+        psql(self.admin_url, f'CREATE DATABASE "{self.name}"')
+        parts = urllib.parse.urlsplit(self.admin_url)
+        self.url = urllib.parse.urlunsplit(parts._replace(path="/" + self.name))
+
+    def sql(self, statement):
+        return psql(self.url, statement)
+
+    def drop(self):
+        # FORCE cannot end an autovacuum worker that happens to be in the
+        # database (it has no role): that error passes in a moment.
+        for attempt in range(20):
+            try:
+                psql(self.admin_url, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+                return
+            except RuntimeError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- HTTP ----------------------------------------------------------------------
+
+
+class Response:
+    """status, headers (case-insensitive), data (raw bytes), json (parsed
+    when the body is JSON, else None); body = json if parsed else data."""
+
+    def __init__(self, status, headers, data):
+        self.status = status
+        self.headers = headers
+        self.data = data
+        self.json = None
+        if data and "json" in (headers.get("Content-Type") or ""):
+            try:
+                self.json = json.loads(data)
+            except ValueError:
+                pass
+
+    @property
+    def body(self):
+        return self.json if self.json is not None else self.data
+
+    def header(self, name):
+        return self.headers.get(name)
+
+    def __repr__(self):
+        text = self.data[:800].decode("utf-8", "replace")
+        return f"<HTTP {self.status} {self.headers.get('Content-Type')} {text}>"
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=30):
+    """One request on a fresh connection.  body: bytes/str sent as is, any
+    other value as JSON (Content-Type application/json unless given)."""
+    headers = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+        headers.setdefault("Content-Type", "application/json")
+    if isinstance(body, str):
+        body = body.encode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        try:
+            conn.request(method, path, body=body, headers=headers)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer (413) before reading everything
+        r = conn.getresponse()
+        return Response(r.status, r.headers, r.read())
+    finally:
+        conn.close()
+
+
+def query(path, **params):
+    """path?params (None values left out)."""
+    params = {k: v for k, v in params.items() if v is not None}
+    return path + ("?" + urllib.parse.urlencode(params) if params else "")
+
+
+class Client:
+    """HTTP client for one user of one daemon (token may be None)."""
+
+    def __init__(self, port, user=None, token=None):
+        self.port = port
+        self.user = user
+        self.token = token
+
+    def request(self, method, path, body=None, headers=None, **kw):
+        h = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        h.update(headers or {})
+        return http_request(self.port, method, path, body, h, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+
+# ---- tokens --------------------------------------------------------------------
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def claims(sub, lifetime=600, **extra):
+    """Standard claims: sub (None = left out), iat, exp = now + lifetime;
+    extra claims added, an extra claim given as None removed."""
+    now = int(time.time())
+    c = {"sub": sub, "iat": now, "exp": now + lifetime}
+    c.update(extra)
+    return {k: v for k, v in c.items() if v is not None}
+
+
+def jwt_encode(header, payload, sign):
+    """header.payload.signature; sign(bytes) -> signature bytes."""
+    head = b64url(json.dumps(header, separators=(",", ":")).encode())
+    body = b64url(json.dumps(payload, separators=(",", ":")).encode())
+    signing_input = f"{head}.{body}"
+    return f"{signing_input}.{b64url(sign(signing_input.encode()))}"
+
+
+def hmac_signer(secret, digest=hashlib.sha256):
+    key = secret.encode() if isinstance(secret, str) else secret
+    return lambda data: hmac.new(key, data, digest).digest()
+
+
+def hs256_token(secret, payload):
+    return jwt_encode({"alg": "HS256", "typ": "JWT"}, payload, hmac_signer(secret))
+
+
+def der_ecdsa_to_raw(der, size=32):
+    """ECDSA signature: DER SEQUENCE{INTEGER r, INTEGER s} -> r||s (JOSE)."""
+    if der[0] != 0x30:
+        raise ValueError("not a DER sequence")
+    pos = 3 if der[1] & 0x80 else 2
+    raw = b""
+    for _ in range(2):
+        if der[pos] != 0x02:
+            raise ValueError("not a DER integer")
+        n = der[pos + 1]
+        value = der[pos + 2:pos + 2 + n].lstrip(b"\0")
+        raw += value.rjust(size, b"\0")
+        pos += 2 + n
+    return raw
+
+
+class OpenSSLKey:
+    """A key pair made by the openssl CLI: kind "RSA" (RS256) or "EC" (ES256, P-256)."""
+
+    def __init__(self, kind, directory):
+        self.kind = kind
+        self.alg = {"RSA": "RS256", "EC": "ES256"}[kind]
+        self.private = os.path.join(directory, f"{kind.lower()}-{uuid.uuid4().hex[:6]}.key")
+        self.public = self.private[:-4] + ".pub.pem"
+        opt = "rsa_keygen_bits:2048" if kind == "RSA" else "ec_paramgen_curve:P-256"
+        subprocess.run(["openssl", "genpkey", "-algorithm", kind, "-pkeyopt", opt,
+                        "-out", self.private], check=True, capture_output=True)
+        subprocess.run(["openssl", "pkey", "-in", self.private, "-pubout", "-out", self.public],
+                       check=True, capture_output=True)
+
+    def public_pem(self):
+        with open(self.public, "rb") as f:
+            return f.read()
+
+    def sign(self, data):
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.private],
+                             input=data, check=True, capture_output=True).stdout
+        return der_ecdsa_to_raw(sig) if self.kind == "EC" else sig
+
+    def token(self, payload, alg=None):
+        return jwt_encode({"alg": alg or self.alg, "typ": "JWT"}, payload, self.sign)
+
+
+# ---- the daemon ----------------------------------------------------------------
+
+
+class Daemon:
+    """One todo-api process: its own port and database, stderr kept in a file.
+    env overrides the defaults; an override of None unsets the variable."""
+
+    def __init__(self, label, db, env=None):
+        self.label = label
+        self.db = db
+        self.port = free_port()
+        self.secret = "s-" + uuid.uuid4().hex
+        svc = services()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TE_")}
+        self.env.update({
+            "TE_API_LISTEN": f"127.0.0.1:{self.port}",
+            "TE_PG_URL": db.url,
+            "TE_KAFKA_BROKERS": svc["TE_KAFKA_BROKERS"],
+            "TE_REDIS_URL": svc["TE_REDIS_URL"],
+            "TE_JWT_SECRET": self.secret,
+            "TE_LOG_LEVEL": "debug",
+            "TE_RATE_LIMIT": "10000",
+            "TE_RATE_BURST": "10000",
+            "TE_API_THREADS": "4",
+        })
+        for k, v in (env or {}).items():
+            if v is None:
+                self.env.pop(k, None)
+            else:
+                self.env[k] = str(v)
+        self.secret = self.env.get("TE_JWT_SECRET")
+        self.logfile = tempfile.NamedTemporaryFile(prefix=f"todo-api-{label}-", suffix=".log",
+                                                   delete=False)
+        self.proc = None
+        self.ready = False
+
+    def start(self, timeout=20):
+        """Starts the daemon and waits for /healthz; another port is tried
+        when the free port picked was taken in the meantime."""
+        if not os.access(API_BIN, os.X_OK):
+            raise RuntimeError(f"no executable {API_BIN} (set TE_BUILD_DIR)")
+        for _ in range(3):
+            mark = self.log_size()
+            self.proc = subprocess.Popen([API_BIN], env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=self.logfile, stderr=subprocess.STDOUT)
+            if self._wait_healthy(timeout):
+                self.ready = True
+                return self
+            status = self.proc.poll()
+            self.kill()
+            if "Address already in use" not in self.log_text(mark):
+                break
+            self.port = free_port()
+            self.env["TE_API_LISTEN"] = f"127.0.0.1:{self.port}"
+        state = f"exited with {status}" if status is not None \
+            else f"no 200 from /healthz within {timeout}s"
+        raise RuntimeError(f"todo-api ({self.label}) {state}; its log:\n{self.log_text()}")
+
+    def _wait_healthy(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if http_request(self.port, "GET", "/healthz", timeout=2).status == 200:
+                    return self.proc.poll() is None
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def client(self, user=None, token=None):
+        """Client for user (token: an HS256 one minted for user by default)."""
+        if token is None and user is not None and self.secret:
+            token = hs256_token(self.secret, claims(user))
+        return Client(self.port, user, token)
+
+    def request(self, method, path, **kw):
+        return http_request(self.port, method, path, **kw)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Sends sig and returns the exit status, or None when it did not
+        exit within timeout (it is then killed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_size(self):
+        return os.path.getsize(self.logfile.name)
+
+    def log_text(self, start=0, max_lines=300):
+        with open(self.logfile.name, "rb") as f:
+            f.seek(start)
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        cut = lines[-max_lines:]
+        head = [f"[... {len(lines) - len(cut)} earlier lines]"] if len(cut) < len(lines) else []
+        return "\n".join(head + cut)
+
+    def log_records(self):
+        """The log lines that are JSON objects."""
+        out = []
+        for line in self.log_text(max_lines=10**9).splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out
+
+    def metrics(self):
+        r = self.request("GET", "/metrics")
+        if r.status != 200:
+            raise AssertionError(f"/metrics: {r}")
+        return parse_metrics(r.data.decode())
+
+    def close(self):
+        os.unlink(self.logfile.name)
+
+
+METRIC_LINE_RE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$')
+LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+def parse_metrics(text):
+    """Prometheus text format -> list of (name, {labels}, float value).
+    Raises ValueError on a line that does not parse."""
+    samples = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = METRIC_LINE_RE.match(line)
+        if not m:
+            raise ValueError(f"not a Prometheus sample line: {line!r}")
+        labels = {}
+        rest = m.group(2) or ""
+        pos = 0
+        while pos < len(rest):
+            lm = LABEL_RE.match(rest, pos)
+            if not lm:
+                raise ValueError(f"bad labels in: {line!r}")
+            labels[lm.group(1)] = lm.group(2)
+            pos = lm.end()
+        samples.append((m.group(1), labels, float(m.group(3))))
+    return samples
+
+
+def metric_value(samples, name, **labels):
+    """Sum of the samples called name whose labels include labels; None if none."""
+    values = [v for n, lab, v in samples
+              if n == name and all(lab.get(k) == w for k, w in labels.items())]
+    return sum(values) if values else None
+
+
+# ---- Kafka ---------------------------------------------------------------------
+
+
+class EventTail:
+    """Follows a topic from the beginning with `todoctl event tail` (one
+    JSON line per record) in the background; tests pick their own user's
+    records by key."""
+
+    def __init__(self, topic):
+        self.topic = topic
+        self.by_key = {}  # record key -> its records, in topic order
+        self.cond = threading.Condition()
+        env = dict(os.environ, TE_KAFKA_BROKERS=services()["TE_KAFKA_BROKERS"])
+        self.errfile = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [TODOCTL, "event", "tail", "--topic", topic, "--from-beginning",
+             "--group", f"api-test-{uuid.uuid4().hex}"],
+            env=env, stdout=subprocess.PIPE, stderr=self.errfile, stdin=subprocess.DEVNULL,
+            text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        # Only the key is decoded here (the topic may hold many other
+        # records); a record is parsed when its key's records are asked for.
+        decoder = json.JSONDecoder()
+        for line in self.proc.stdout:
+            try:
+                key = decoder.raw_decode(line, len('{"key":'))[0]
+            except ValueError:
+                key = None
+            with self.cond:
+                self.by_key.setdefault(key, []).append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def _records(self, key):
+        """The records of key (called with cond held); parses new lines."""
+        lines = self.by_key.get(key, [])
+        for i, line in enumerate(lines):
+            if isinstance(line, str):
+                try:
+                    lines[i] = json.loads(line)
+                except ValueError:
+                    lines[i] = {"key": key, "error": f"not JSON: {line!r}"}
+        return list(lines)
+
+    def of(self, key):
+        with self.cond:
+            return self._records(key)
+
+    def wait(self, key, until, timeout=30, what="events"):
+        """Waits until until(records of key) is true; returns those records."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                mine = self._records(key)
+                if until(mine):
+                    return mine
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    break
+                self.cond.wait(min(left, 0.5))
+        self.errfile.seek(0)
+        raise AssertionError(
+            f"{self.topic}: timed out after {timeout}s waiting for {what} of key {key}; got "
+            f"{len(mine)}: {json.dumps([event_summary(r) for r in mine])}\n"
+            f"tail stderr: {self.errfile.read().decode(errors='replace')[-2000:]}")
+
+    def wait_for(self, key, pred, timeout=30, what="an event"):
+        """Waits for a record of key whose event satisfies pred; returns the
+        records of key up to and including it."""
+        def found(mine):
+            return any("event" in r and pred(r["event"]) for r in mine)
+        mine = self.wait(key, found, timeout, what)
+        end = next(i for i, r in enumerate(mine) if "event" in r and pred(r["event"]))
+        return mine[:end + 1]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.reader.join(2)
+
+
+def event_data(event):
+    """The event's data object ({} when there is none)."""
+    data = event.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def event_summary(record):
+    ev = record.get("event") or {}
+    return {"type": ev.get("type"), "subject": ev.get("subject"), "error": record.get("error")}
+
+
+def validate_event(event):
+    """(exit status, output) of `todoctl event validate -`."""
+    r = subprocess.run([TODOCTL, "event", "validate", "-"], input=json.dumps(event),
+                       capture_output=True, text=True)
+    return r.returncode, r.stdout + r.stderr
+
+
+# ---- time ----------------------------------------------------------------------
+
+
+def utc_now():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def rfc3339(t):
+    """UTC RFC 3339 with milliseconds, as the server writes it."""
+    t = t.astimezone(dt.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def from_now(**delta):
+    """rfc3339(now + timedelta(**delta)) on a whole second."""
+    return rfc3339((utc_now() + dt.timedelta(**delta)).replace(microsecond=0))
+
+
+def parse_time(s):
+    return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def instants(value):
+    """value with every RFC 3339 string (in lists, tuples, dicts) turned into
+    a datetime: compares instants, whatever the format (test_tasks checks
+    the format once)."""
+    if isinstance(value, str) and RFC3339_RE.match(value):
+        return parse_time(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(instants(v) for v in value)
+    if isinstance(value, dict):
+        return {k: instants(v) for k, v in value.items()}
+    return value
+
+
+# ---- the test case base ----------------------------------------------------------
+
+
+class ApiTestCase(unittest.TestCase):
+    """Each class gets a database and a daemon (daemon_env = its overrides);
+    start_daemon() makes more.  At class end every daemon gets SIGTERM and
+    must exit 0 within 10 s."""
+
+    daemon_env = {}
+    maxDiff = 4000
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        services()
+        ensure_topics()
+        cls.daemons = []
+        cls.tails = {}
+        cls.addClassCleanup(cls._close_tails)
+        cls.daemon = cls.start_daemon(cls.daemon_env)
+
+    @classmethod
+    def start_daemon(cls, env=None, label=None, db=None):
+        """A started daemon on db (default: a new database)."""
+        label = label or cls.__name__
+        if db is None:
+            db = cls.new_database(label)
+        d = Daemon(label, db, env)
+        cls.addClassCleanup(cls.stop_daemon, d)
+        cls.daemons.append(d)
+        return d.start()
+
+    @classmethod
+    def new_database(cls, label):
+        db = Database(label)
+        cls.addClassCleanup(db.drop)
+        return db
+
+    @classmethod
+    def stop_daemon(cls, d, sig=signal.SIGTERM):
+        """Stops d; raises AssertionError (with its log) unless it exits 0 in 10 s."""
+        if not d.ready:
+            return
+        d.ready = False
+        rc = d.stop(sig)
+        if rc != 0:
+            what = "did not exit within 10 s" if rc is None else f"exited with status {rc}"
+            raise AssertionError(f"todo-api ({d.label}) {what} after {sig.name}; its log:\n"
+                                 f"{d.log_text()}")
+        d.close()
+
+    @classmethod
+    def tail(cls, topic):
+        """The class's background tail of topic (started on first use)."""
+        if topic not in cls.tails:
+            cls.tails[topic] = EventTail(topic)
+        return cls.tails[topic]
+
+    @classmethod
+    def _close_tails(cls):
+        for t in cls.tails.values():
+            t.close()
+
+    def run(self, result=None):
+        marks = [(d, d.log_size()) for d in self.daemons if d.proc and d.proc.poll() is None]
+        before = len(result.failures) + len(result.errors) if result else 0
+        out = super().run(result)
+        if result and len(result.failures) + len(result.errors) > before:
+            for d, mark in marks:
+                if os.path.exists(d.logfile.name):
+                    log(f"---- todo-api ({d.label}) log during {self.id()} ----")
+                    log(d.log_text(mark, max_lines=150))
+        return out
+
+    # -- users and tasks
+
+    def new_client(self, daemon=None):
+        """A client for a new, unique user of daemon (default: the class's)."""
+        return (daemon or self.daemon).client("u-" + uuid.uuid4().hex)
+
+    def create_task(self, client, **fields):
+        fields.setdefault("title", "Task " + uuid.uuid4().hex[:6])
+        r = client.post("/api/tasks", fields)
+        self.assertEqual(r.status, 201, r)
+        return r.json
+
+    def get_task(self, client, task_id):
+        r = client.get(f"/api/tasks/{task_id}")
+        self.assertEqual(r.status, 200, r)
+        return r.json
+
+    # -- assertions
+
+    def assert_status(self, resp, status):
+        self.assertEqual(resp.status, status, resp)
+
+    def assert_problem(self, resp, status, type_slug, field=None):
+        """resp is an RFC 7807 problem with this status and type; field (a
+        name or a list of names) must be named in invalid_params (an entry
+        'tags[3]' or 'recurrence.type' names 'tags' / 'recurrence')."""
+        self.assertEqual(resp.status, status, resp)
+        ctype = (resp.header("Content-Type") or "").split(";")[0].strip()
+        self.assertEqual(ctype, "application/problem+json", resp)
+        p = resp.json
+        self.assertIsInstance(p, dict, resp)
+        self.assertEqual(p.get("type"), PROBLEM_PREFIX + type_slug, resp)
+        self.assertIsInstance(p.get("title"), str, resp)
+        self.assertTrue(p.get("title"), resp)
+        self.assertEqual(p.get("status"), status, resp)
+        for name in [field] if isinstance(field, str) else field or []:
+            names = [e.get("name", "") for e in p.get("invalid_params") or []]
+            self.assertTrue(any(names_field(n, name) for n in names),
+                            f"invalid_params does not name {name!r}: {resp}")
+        return p
+
+
+def names_field(name, field):
+    return name == field or name.startswith(field + "[") or name.startswith(field + ".")
+
+
+def rrule_parts(rule):
+    """'FREQ=DAILY;INTERVAL=2' -> {'FREQ': 'DAILY', 'INTERVAL': '2'}."""
+    rule = rule[6:] if rule.upper().startswith("RRULE:") else rule
+    return dict(p.split("=", 1) for p in rule.split(";") if p)
+
+
+def main():
+    unittest.main(verbosity=2)
