@@ -130,21 +130,23 @@ void h_tasks_create(rq_t *rq, td_http_resp_t *resp) {
     stored_task_clear(&st);
 }
 
-void h_task_get(rq_t *rq, td_http_resp_t *resp) {
+/* Loads the request's task for reading; 1 loaded, else answered (404/5xx). */
+static int load_for_read(rq_t *rq, td_http_resp_t *resp, stored_task_t *st) {
     PGconn *c = api_conn(rq, resp);
-    if (!c) return;
-    stored_task_t st;
+    if (!c) return 0;
     char err[512];
-    int found = store_task_load(c, rq->user, rq->path_params[0], 0, &st, err, sizeof err);
+    int found = store_task_load(c, rq->user, rq->path_params[0], 0, st, err, sizeof err);
     td_pg_release(rq->api->pool, c);
-    if (found < 0) {
-        api_internal(rq, resp, "get task", err);
-    } else if (found == 0) {
-        api_problem(rq, resp, 404, "not-found", "no such task", NULL);
-    } else {
-        respond_task(resp, 200, &st, store_task_json(&st, rq->now));
-        stored_task_clear(&st);
-    }
+    if (found < 0) api_internal(rq, resp, "load task", err);
+    else if (found == 0) api_problem(rq, resp, 404, "not-found", "no such task", NULL);
+    return found == 1;
+}
+
+void h_task_get(rq_t *rq, td_http_resp_t *resp) {
+    stored_task_t st;
+    if (!load_for_read(rq, resp, &st)) return;
+    respond_task(resp, 200, &st, store_task_json(&st, rq->now));
+    stored_task_clear(&st);
 }
 
 /* If-Match against the current version: 0 ok, -1 answered 412. */
@@ -531,20 +533,10 @@ void h_reminder_delete(rq_t *rq, td_http_resp_t *resp) {
 }
 
 void h_reminders_list(rq_t *rq, td_http_resp_t *resp) {
-    PGconn *c = api_conn(rq, resp);
-    if (!c) return;
     stored_task_t st;
-    char err[512];
-    int found = store_task_load(c, rq->user, rq->path_params[0], 0, &st, err, sizeof err);
-    td_pg_release(rq->api->pool, c);
-    if (found < 0) {
-        api_internal(rq, resp, "reminders", err);
-    } else if (found == 0) {
-        api_problem(rq, resp, 404, "not-found", "no such task", NULL);
-    } else {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "items", json_object_get(st.reminders));
-        stored_task_clear(&st);
-        api_json(resp, 200, o);
-    }
+    if (!load_for_read(rq, resp, &st)) return;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "items", json_object_get(st.reminders));
+    stored_task_clear(&st);
+    api_json(resp, 200, o);
 }
