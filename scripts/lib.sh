@@ -15,7 +15,7 @@ TE_PACKAGES=(
   liblz4-dev libzstd-dev libsasl2-dev zlib1g-dev  # static linking of librdkafka
   check valgrind
   libmicrohttpd-dev libpq-dev libhiredis-dev libcurl4-openssl-dev  # daemons
-  python3  # API tests (standard library only)
+  python3 openssl  # API tests (Python standard library; RS256/ES256 tokens signed with the openssl CLI)
 )
 
 # Installs whatever of TE_PACKAGES is missing (apt-get; root or sudo).
