@@ -68,48 +68,15 @@ static int print_time(te_time_t t, const char *zone) {
 int cmd_recur(int argc, char **argv) {
     const char *rule = NULL, *start = NULL, *tz = NULL, *after = NULL, *count = NULL,
                *anchor = NULL, *completed = NULL, *due = NULL, *so_far = NULL;
-    struct {
-        const char *name;
-        const char **dst;
-    } opts[] = {{"--rule", &rule},     {"--start", &start},         {"--tz", &tz},
-                {"--after", &after},   {"--count", &count},         {"--anchor", &anchor},
-                {"--completed", &completed}, {"--due", &due}, {"--so-far", &so_far}};
-    const size_t nopts = sizeof opts / sizeof *opts;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            recur_usage(stdout);
-            return TODOCTL_OK;
-        }
-        size_t k;
-        const char *value = NULL;
-        for (k = 0; k < nopts; k++) {
-            size_t n = strlen(opts[k].name);
-            if (strncmp(a, opts[k].name, n) == 0 && (a[n] == '\0' || a[n] == '=')) {
-                if (a[n] == '=')
-                    value = a + n + 1;
-                else if (i + 1 < argc)
-                    value = argv[++i];
-                break;
-            }
-        }
-        if (k == nopts) {
-            fprintf(stderr, "todoctl: recur: unknown option '%s'\n", a);
-            recur_usage(stderr);
-            return TODOCTL_USAGE;
-        }
-        if (!value) {
-            fprintf(stderr, "todoctl: recur: option %s needs a value\n", opts[k].name);
-            recur_usage(stderr);
-            return TODOCTL_USAGE;
-        }
-        if (*opts[k].dst) {
-            fprintf(stderr, "todoctl: recur: option %s given twice\n", opts[k].name);
-            return TODOCTL_USAGE;
-        }
-        *opts[k].dst = value;
-    }
+    todoctl_opt_t opts[] = {
+        {"--rule", &rule},   {"--start", &start}, {"--tz", &tz},
+        {"--after", &after}, {"--count", &count}, {"--anchor", &anchor},
+        {"--completed", &completed}, {"--due", &due}, {"--so-far", &so_far},
+    };
+    int prc = todoctl_parse_opts("recur", recur_usage, TODOCTL_OPTS_USAGE_ON_VALUE, argc, argv, 1,
+                                 opts, sizeof opts / sizeof *opts, NULL);
+    if (prc)
+        return prc == TODOCTL_OPTS_HELP ? TODOCTL_OK : prc;
     if (!rule || !start || !tz) {
         fprintf(stderr, "todoctl: recur: --rule, --start and --tz are required\n");
         recur_usage(stderr);

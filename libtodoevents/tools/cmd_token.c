@@ -48,59 +48,6 @@ static void token_usage(FILE *out) {
             TE_JWT_DEFAULT_LEEWAY);
 }
 
-typedef struct {
-    const char *name;
-    const char **dst;
-} opt_t;
-
-/* Parses --name VALUE / --name=VALUE options; non-options go to *positional
- * (at most one, when positional is not NULL).  0 ok, else an exit code. */
-static int parse_opts(int argc, char **argv, int first, opt_t *opts, size_t nopts,
-                      const char **positional) {
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            token_usage(stdout);
-            return -1;
-        }
-        if (a[0] != '-' || strcmp(a, "-") == 0) {
-            if (!positional || *positional) {
-                fprintf(stderr, "todoctl: token: unexpected argument\n");
-                return TODOCTL_USAGE;
-            }
-            *positional = a;
-            continue;
-        }
-        size_t k;
-        const char *value = NULL;
-        for (k = 0; k < nopts; k++) {
-            size_t n = strlen(opts[k].name);
-            if (strncmp(a, opts[k].name, n) == 0 && (a[n] == '\0' || a[n] == '=')) {
-                if (a[n] == '=')
-                    value = a + n + 1;
-                else if (i + 1 < argc)
-                    value = argv[++i];
-                break;
-            }
-        }
-        if (k == nopts) {
-            fprintf(stderr, "todoctl: token: unknown option '%s'\n", a);
-            token_usage(stderr);
-            return TODOCTL_USAGE;
-        }
-        if (!value) {
-            fprintf(stderr, "todoctl: token: option %s needs a value\n", opts[k].name);
-            return TODOCTL_USAGE;
-        }
-        if (*opts[k].dst) {
-            fprintf(stderr, "todoctl: token: option %s given twice\n", opts[k].name);
-            return TODOCTL_USAGE;
-        }
-        *opts[k].dst = value;
-    }
-    return 0;
-}
-
 static const char *env(const char *name) {
     const char *v = getenv(name);
     return v && *v ? v : NULL;
@@ -184,14 +131,15 @@ static int no_secret(int with_public_key) {
 
 static int token_mint(int argc, char **argv) {
     const char *user = NULL, *ttl = NULL, *secret_file = NULL, *iss = NULL, *aud = NULL;
-    opt_t opts[] = {{"--user", &user},
-                    {"--ttl", &ttl},
-                    {"--secret-file", &secret_file},
-                    {"--issuer", &iss},
-                    {"--audience", &aud}};
-    int rc = parse_opts(argc, argv, 1, opts, sizeof opts / sizeof *opts, NULL);
+    todoctl_opt_t opts[] = {{"--user", &user},
+                            {"--ttl", &ttl},
+                            {"--secret-file", &secret_file},
+                            {"--issuer", &iss},
+                            {"--audience", &aud}};
+    int rc = todoctl_parse_opts("token", token_usage, TODOCTL_OPTS_POSITIONAL, argc, argv, 1, opts,
+                                sizeof opts / sizeof *opts, NULL);
     if (rc)
-        return rc < 0 ? TODOCTL_OK : rc;
+        return rc == TODOCTL_OPTS_HELP ? TODOCTL_OK : rc;
     if (!user) {
         fprintf(stderr, "todoctl: token: --user is required\n");
         token_usage(stderr);
@@ -236,14 +184,15 @@ static int token_mint(int argc, char **argv) {
 static int token_verify(int argc, char **argv) {
     const char *secret_file = NULL, *pub = NULL, *iss = NULL, *aud = NULL, *leeway = NULL,
                *input = NULL;
-    opt_t opts[] = {{"--secret-file", &secret_file},
-                    {"--public-key", &pub},
-                    {"--issuer", &iss},
-                    {"--audience", &aud},
-                    {"--leeway", &leeway}};
-    int rc = parse_opts(argc, argv, 1, opts, sizeof opts / sizeof *opts, &input);
+    todoctl_opt_t opts[] = {{"--secret-file", &secret_file},
+                            {"--public-key", &pub},
+                            {"--issuer", &iss},
+                            {"--audience", &aud},
+                            {"--leeway", &leeway}};
+    int rc = todoctl_parse_opts("token", token_usage, TODOCTL_OPTS_POSITIONAL, argc, argv, 1, opts,
+                                sizeof opts / sizeof *opts, &input);
     if (rc)
-        return rc < 0 ? TODOCTL_OK : rc;
+        return rc == TODOCTL_OPTS_HELP ? TODOCTL_OK : rc;
     int use_env = !secret_file && !pub;
     if (use_env)
         pub = env("TE_JWT_PUBLIC_KEY_FILE");

@@ -75,6 +75,55 @@ char *todoctl_read_input(const char *path, size_t *len) {
     return buf;
 }
 
+int todoctl_parse_opts(const char *cmd, void (*print_usage)(FILE *out), unsigned flags,
+                       int argc, char **argv, int first, const todoctl_opt_t *opts,
+                       size_t nopts, const char **positional) {
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_usage(stdout);
+            return TODOCTL_OPTS_HELP;
+        }
+        if ((flags & TODOCTL_OPTS_POSITIONAL) && (a[0] != '-' || strcmp(a, "-") == 0)) {
+            if (!positional || *positional) {
+                fprintf(stderr, "todoctl: %s: unexpected argument\n", cmd);
+                return TODOCTL_USAGE;
+            }
+            *positional = a;
+            continue;
+        }
+        size_t k;
+        const char *value = NULL;
+        for (k = 0; k < nopts; k++) {
+            size_t n = strlen(opts[k].name);
+            if (strncmp(a, opts[k].name, n) == 0 && (a[n] == '\0' || a[n] == '=')) {
+                if (a[n] == '=')
+                    value = a + n + 1;
+                else if (i + 1 < argc)
+                    value = argv[++i];
+                break;
+            }
+        }
+        if (k == nopts) {
+            fprintf(stderr, "todoctl: %s: unknown option '%s'\n", cmd, a);
+            print_usage(stderr);
+            return TODOCTL_USAGE;
+        }
+        if (!value) {
+            fprintf(stderr, "todoctl: %s: option %s needs a value\n", cmd, opts[k].name);
+            if (flags & TODOCTL_OPTS_USAGE_ON_VALUE)
+                print_usage(stderr);
+            return TODOCTL_USAGE;
+        }
+        if (*opts[k].dst) {
+            fprintf(stderr, "todoctl: %s: option %s given twice\n", cmd, opts[k].name);
+            return TODOCTL_USAGE;
+        }
+        *opts[k].dst = value;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);

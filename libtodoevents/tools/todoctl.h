@@ -21,4 +21,28 @@ int cmd_event_tail(int argc, char **argv);    /* cmd_event_kafka.c, argv[0] = "t
  * caller frees; NULL on error (message printed to stderr). */
 char *todoctl_read_input(const char *path, size_t *len);
 
+/* One "--name VALUE" / "--name=VALUE" option of a command: *dst is set to
+ * the value (it must start NULL; an option given twice is an error). */
+typedef struct {
+    const char *name; /* "--rule" */
+    const char **dst;
+} todoctl_opt_t;
+
+/* Flags of todoctl_parse_opts(). */
+#define TODOCTL_OPTS_POSITIONAL 1u     /* non-options ("-" too) are arguments, not options */
+#define TODOCTL_OPTS_USAGE_ON_VALUE 2u /* print the usage after "option X needs a value" */
+
+/* Returned by todoctl_parse_opts() when -h/--help printed the usage to stdout. */
+#define TODOCTL_OPTS_HELP (-1)
+
+/* Parses argv[first..argc) against opts.  -h / --help call print_usage(stdout)
+ * and return TODOCTL_OPTS_HELP.  With TODOCTL_OPTS_POSITIONAL a non-option
+ * goes to *positional (at most one, and only when positional is not NULL;
+ * otherwise "unexpected argument"); without it, it is an unknown option.
+ * Errors are printed as "todoctl: CMD: ..." (an unknown option followed by
+ * print_usage(stderr)) and return TODOCTL_USAGE; 0 when all parsed. */
+int todoctl_parse_opts(const char *cmd, void (*print_usage)(FILE *out), unsigned flags,
+                       int argc, char **argv, int first, const todoctl_opt_t *opts,
+                       size_t nopts, const char **positional);
+
 #endif

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "kafka_internal.h"
+#include "it_main.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -1185,11 +1186,7 @@ END_TEST
 /* ---- suite ----------------------------------------------------------------------------------------- */
 
 static Suite *suite(void) {
-    Suite *s = suite_create("kafka");
-    struct {
-        const char *name;
-        const TTest *t;
-    } tests[] = {
+    const it_test_t tests[] = {
         {"conf", conf_errors},
         {"round_trip_structured", round_trip_structured},
         {"round_trip_binary", round_trip_binary},
@@ -1206,21 +1203,9 @@ static Suite *suite(void) {
         {"topics_twice", topics_ensure_twice_is_noop},
         {"topics_differ", topics_ensure_reports_differences},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 120);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, tests[i].t);
-        suite_add_tcase(s, tc);
-    }
-    return s;
+    return it_suite("kafka", tests, sizeof tests / sizeof tests[0], 120, setup, teardown);
 }
 
 int main(void) {
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return it_run(suite);
 }

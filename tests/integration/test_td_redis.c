@@ -23,6 +23,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redis.h"
+#include "it_main.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -783,11 +784,7 @@ END_TEST
 /* ---- suite -------------------------------------------------------------------- */
 
 static Suite *suite(void) {
-    Suite *s = suite_create("td_redis");
-    struct {
-        const char *name;
-        const TTest *t;
-    } tests[] = {
+    const it_test_t tests[] = {
         {"url_errors", url_errors},
         {"url_forms", url_forms_and_auth},
         {"rate_burst", rate_burst_then_limited_then_refill},
@@ -802,22 +799,11 @@ static Suite *suite(void) {
         {"recovers", recovers_when_redis_comes_back},
         {"killed_connection", killed_connection_reconnects},
     };
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        TCase *tc = tcase_create(tests[i].name);
-        tcase_set_timeout(tc, 60);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, tests[i].t);
-        suite_add_tcase(s, tc);
-    }
-    return s;
+    return it_suite("td_redis", tests, sizeof tests / sizeof tests[0], 60, setup, teardown);
 }
 
 int main(void) {
-    srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int rc = it_run(suite);
     td_metrics_shutdown();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return rc;
 }
