@@ -25,7 +25,7 @@
 #   TE_BENCH_API_LISTEN         where the benchmarked todo-api listens         127.0.0.1:18480
 #   TE_BENCH_API_KEEP           1: keep the two bench databases afterwards     0
 #   TE_BENCH_API_BIN            directory of todo-api and todoctl              build/bin
-#   TE_API_THREADS              passed to todo-api (unset: its default, the number of CPUs)
+#   TE_API_THREADS              passed to todo-api (unset: its default, 4 x CPUs)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH_DIR/../../scripts/lib.sh"
@@ -121,11 +121,7 @@ start_api() {  # start_api DB_URL RELAY(0|1) LOG
   # The real configuration, except: the per-user rate limit is raised so
   # that the Redis round trip still happens but nothing is refused (one
   # user lists hundreds of times a second here).
-  # (todo-api hands every TE_KAFKA_* variable to librdkafka: the
-  # scripts/services settings among them are unset.)
   env -u TE_JWT_SECRET_FILE -u TE_JWT_PUBLIC_KEY_FILE -u TE_JWT_ISSUER -u TE_JWT_AUDIENCE \
-    -u TE_KAFKA_PORT -u TE_KAFKA_CONTROLLER_PORT -u TE_KAFKA_VERSION -u TE_KAFKA_HEAP \
-    -u TE_KAFKA_CACHE -u TE_KAFKA_START_TIMEOUT -u TE_KAFKA_STOP_TIMEOUT \
     TE_PG_URL="$1" TE_OUTBOX_RELAY="$2" TE_API_LISTEN="$LISTEN" TE_MIGRATE=0 \
     TE_RATE_LIMIT=1000000 TE_RATE_BURST=1000000 TE_LOG_LEVEL=info \
     "$BIN"/todo-api serve >>"$3" 2>&1 </dev/null &

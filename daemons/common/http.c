@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <microhttpd.h>
@@ -18,6 +19,11 @@
 
 #include "log.h"
 
+/* libmicrohttpd's thread does the I/O; a complete request is suspended
+ * and queued for a pool of worker threads, which run the (blocking)
+ * handler and resume the connection with the response.  Any worker takes
+ * any request, so the load spreads evenly however the connections are
+ * distributed, and the number of workers bounds the database connections. */
 struct td_http_server_s {
     struct MHD_Daemon *mhd;
     td_http_handler_t handler;
@@ -25,10 +31,21 @@ struct td_http_server_s {
     size_t max_body;
     int port;
     atomic_int in_flight; /* requests between their first callback and completion */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    td_http_req_t *head, *tail; /* queue of requests for the workers */
+    int stopping;
+    pthread_t *workers;
+    int nworkers;
 };
+
+enum { REQ_READING = 0, REQ_QUEUED, REQ_DONE };
 
 struct td_http_req_s {
     struct MHD_Connection *conn;
+    int state;
+    td_http_req_t *next; /* queue link */
+    td_http_resp_t resp; /* filled by a worker */
     const char *method;
     const char *path;
     char *body;
@@ -73,6 +90,8 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 
 static void free_req(td_http_req_t *r) {
     if (!r) return;
+    free(r->resp.body);
+    free(r->resp.headers);
     free(r->body);
     free(r->params);
     free(r);
@@ -148,6 +167,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         *upload_data_size = 0; /* discard */
         return MHD_YES;
     }
+    if (r->state == REQ_DONE) {
+        r->answered = 1;
+        return queue_resp(conn, &r->resp);
+    }
     if (*upload_data_size) {
         if (!r->too_large) {
             if (r->body_len + *upload_data_size > s->max_body) {
@@ -163,10 +186,38 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->state == REQ_QUEUED) return MHD_YES;
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_param, r);
-    td_http_resp_t resp = {.status = 500};
-    s->handler(r, &resp, s->arg);
-    return queue_resp(conn, &resp);
+    /* suspend first: a worker may resume it as soon as it is queued */
+    r->state = REQ_QUEUED;
+    r->resp.status = 500;
+    MHD_suspend_connection(conn);
+    pthread_mutex_lock(&s->mu);
+    if (s->tail) s->tail->next = r;
+    else s->head = r;
+    s->tail = r;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return MHD_YES;
+}
+
+static void *worker_main(void *arg) {
+    td_http_server_t *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->head && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+        td_http_req_t *r = s->head;
+        if (r) {
+            s->head = r->next;
+            if (!s->head) s->tail = NULL;
+            r->next = NULL;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (!r) return NULL; /* stopping and nothing queued */
+        s->handler(r, &r->resp, s->arg);
+        r->state = REQ_DONE;
+        MHD_resume_connection(r->conn);
+    }
 }
 
 /* libmicrohttpd's own messages go to the JSON log too. */
@@ -209,6 +260,16 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+static void stop_workers(td_http_server_t *s) {
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nworkers; i++) pthread_join(s->workers[i], NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+}
+
 td_http_server_t *td_http_start(const td_http_config_t *cfg, td_http_handler_t handler, void *arg,
                                 char *errstr, size_t errstr_size) {
     struct sockaddr_storage ss;
@@ -222,21 +283,40 @@ td_http_server_t *td_http_start(const td_http_config_t *cfg, td_http_handler_t h
     s->handler = handler;
     s->arg = arg;
     s->max_body = cfg->max_body;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->nworkers = cfg->threads > 0 ? cfg->threads : 1;
+    s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
+    if (!s->workers) {
+        snprintf(errstr, errstr_size, "out of memory");
+        free(s);
+        return NULL;
+    }
+    for (int i = 0; i < s->nworkers; i++)
+        if (pthread_create(&s->workers[i], NULL, worker_main, s) != 0) {
+            snprintf(errstr, errstr_size, "cannot start worker threads");
+            s->nworkers = i;
+            stop_workers(s);
+            free(s->workers);
+            free(s);
+            return NULL;
+        }
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                               MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                              MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->threads > 0 ? cfg->threads : 1),
                               MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s : 60u,
                               MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                               MHD_OPTION_CONNECTION_LIMIT, 10000u,
                               MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                               MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(errstr, errstr_size, "cannot listen on %s: %s", cfg->listen,
                  errno ? strerror(errno) : "libmicrohttpd refused to start");
+        stop_workers(s);
+        free(s->workers);
         free(s);
         return NULL;
     }
@@ -256,8 +336,12 @@ void td_http_stop(td_http_server_t *s) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    /* Workers finish the queue before they exit, so no connection stays
+     * suspended (stopping libmicrohttpd with one would be undefined). */
+    stop_workers(s);
     MHD_stop_daemon(s->mhd);
     if (fd != MHD_INVALID_SOCKET) close(fd);
+    free(s->workers);
     free(s);
 }
 

@@ -2,8 +2,9 @@
  * threads, request bodies collected up to a limit, one handler per
  * request.  Routing, auth and the response bodies are the daemon's.
  *
- * Threads: the handler runs on one of the pool's worker threads; several
- * handlers run at once, so the handler's shared state must be thread-safe.
+ * Threads: libmicrohttpd's own thread does the network I/O; the handler
+ * runs on one of `threads` worker threads (any worker takes the next
+ * complete request); several handlers run at once, so the handler's shared state must be thread-safe.
  * A request object is used by one thread only and lives until the handler
  * returns: every pointer obtained from it is valid only during the call. */
 #ifndef TD_HTTP_H
@@ -34,7 +35,7 @@ typedef void (*td_http_handler_t)(td_http_req_t *req, td_http_resp_t *resp, void
 
 typedef struct td_http_config_s {
     const char *listen;   /* "host:port" (IPv4 or [v6]) */
-    int threads;          /* worker threads (>= 1) */
+    int threads;          /* worker threads running the handler (>= 1) */
     size_t max_body;      /* bytes; a larger body -> body_too_large flag */
     unsigned timeout_s;   /* idle connection timeout */
 } td_http_config_t;

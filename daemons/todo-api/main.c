@@ -29,7 +29,7 @@ static void kafka_env(const char *key, const char *value, void *arg) {
     kconf_arg_t *a = arg;
     char err[TE_ERRSTR_SIZE];
     if (te_conf_set(a->conf, key, value, err, sizeof err) != TE_OK) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_ setting %s: %s", key, err);
+        td_logf(TD_LOG_ERROR, NULL, "TE_RDKAFKA_ setting %s: %s", key, err);
         a->bad = 1;
     }
 }
@@ -45,9 +45,10 @@ static te_conf_t *kafka_conf(const char *brokers) {
     }
     te_conf_set(conf, "client.id", "todo-api", NULL, 0);
     te_conf_set_log_cb(conf, kafka_log, NULL);
-    static const char *const skip[] = {"TE_KAFKA_BROKERS", "TE_KAFKA_LIBS", NULL};
+    /* TE_RDKAFKA_<PROPERTY>: its own prefix, so that the services'
+     * TE_KAFKA_* settings (port, libs...) never reach librdkafka. */
     kconf_arg_t a = {conf, 0};
-    td_env_each_prefixed("TE_KAFKA_", skip, kafka_env, &a);
+    td_env_each_prefixed("TE_RDKAFKA_", NULL, kafka_env, &a);
     if (a.bad) {
         te_conf_destroy(conf);
         return NULL;
@@ -162,7 +163,10 @@ int main(int argc, char **argv) {
     api_t api = {0};
     int bad = 0, status = 1;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    long threads = env_long("TE_API_THREADS", ncpu < 2 ? 2 : ncpu, 1, 256, &bad);
+    /* Handlers mostly wait for PostgreSQL: a few per CPU keep it busy. */
+    long def_threads = 4 * (ncpu > 0 ? ncpu : 1);
+    if (def_threads > 32) def_threads = 32;
+    long threads = env_long("TE_API_THREADS", def_threads, 1, 256, &bad);
     api.max_body = (size_t)env_long("TE_API_MAX_BODY", 65536, 1024, 16 << 20, &bad);
     api.rate = (double)env_long("TE_RATE_LIMIT", 50, 0, 1000000, &bad);
     api.burst = (double)env_long("TE_RATE_BURST", 100, 1, 1000000, &bad);
