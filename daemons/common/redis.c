@@ -2,6 +2,8 @@
  * records.  See redis.h. */
 #include "redis.h"
 
+#include "env.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -24,8 +26,14 @@
 #include "log.h"
 #include "metrics.h"
 
-#define CONNECT_TIMEOUT_MS 200
-#define COMMAND_TIMEOUT_MS 200
+/* TE_REDIS_TIMEOUT_MS (default 500): connect and command timeout.  Short
+ * enough that a dead Redis costs little, long enough that a loaded one is
+ * not taken for dead (the Idempotency-Key check is skipped then). */
+static int timeout_ms(void) {
+    return (int)td_env_long("TE_REDIS_TIMEOUT_MS", 500, 10, 60000, NULL);
+}
+#define CONNECT_TIMEOUT_MS timeout_ms()
+#define COMMAND_TIMEOUT_MS timeout_ms()
 #define RETRY_INTERVAL_US 1000000  /* reconnect attempts while down */
 #define POOL_WAIT_MS 1000          /* longest wait for a free connection */
 #define ERRLOG_INTERVAL_US 1000000 /* at most one error log line per second */

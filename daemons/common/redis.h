@@ -3,7 +3,7 @@
  *
  * A td_redis_t is a small pool of connections (size given at creation)
  * guarded by a mutex and a condition variable.  Connect and command
- * timeouts are 200 ms each.  When Redis is down, calls fail fast with
+ * timeouts are TE_REDIS_TIMEOUT_MS each (500 ms by default).  When Redis is down, calls fail fast with
  * TD_REDIS_UNAVAILABLE / TD_IDEM_UNAVAILABLE (the caller fails open: no
  * rate limit, key ignored) and a reconnect is attempted at most once per
  * second, by one thread while the others keep failing fast.  A pooled

@@ -67,25 +67,51 @@ static char *like_pattern(const char *q) {
     return p;
 }
 
-/* Comma list -> JSON array text; each item checked by ok(). */
-static char *csv_json(const char *csv, int (*ok)(const char *item, char *norm, size_t size),
-                      const char **bad) {
-    json_object *arr = json_object_new_array();
-    char *copy = strdup(csv), *save = NULL;
+/* Comma list -> a PostgreSQL array literal ({"a","b"}, every element
+ * quoted and escaped: the value is a bind parameter, the planner sees the
+ * elements); each item checked and normalised by ok(). */
+static char *csv_array(const char *csv, int (*ok)(const char *item, char *norm, size_t size),
+                       const char **bad) {
+    size_t cap = 2 * strlen(csv) + 8, len = 0;
+    char *out = malloc(cap), *copy = strdup(csv), *save = NULL;
     char norm[256];
     *bad = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ') tok++;
-        if (!*tok || ok(tok, norm, sizeof norm) != 0) {
-            *bad = "contains an invalid value";
-            break;
+    if (!out || !copy) {
+        *bad = "out of memory";
+    } else {
+        out[len++] = '{';
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ') tok++;
+            if (!*tok || ok(tok, norm, sizeof norm) != 0) {
+                *bad = "contains an invalid value";
+                break;
+            }
+            size_t need = len + 2 * strlen(norm) + 4;
+            if (need >= cap) {
+                char *n2 = realloc(out, cap = 2 * need);
+                if (!n2) {
+                    *bad = "out of memory";
+                    break;
+                }
+                out = n2;
+            }
+            if (len > 1) out[len++] = ',';
+            out[len++] = '"';
+            for (const char *c = norm; *c; c++) {
+                if (*c == '"' || *c == '\\') out[len++] = '\\';
+                out[len++] = *c;
+            }
+            out[len++] = '"';
         }
-        json_object_array_add(arr, json_object_new_string(norm));
+        if (!*bad && len == 1) *bad = "must not be empty";
+        out[len++] = '}';
+        out[len] = '\0';
     }
-    if (!*bad && json_object_array_length(arr) == 0) *bad = "must not be empty";
-    char *out = *bad ? NULL : strdup(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
-    json_object_put(arr);
     free(copy);
+    if (*bad) {
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -140,24 +166,22 @@ void h_tasks_list(rq_t *rq, td_http_resp_t *resp) {
         qb_and(&q, "t.status = ?", qb_val(&q, v, 0));
     }
     if ((v = td_http_param(h, "priority"))) {
-        char *j = csv_json(v, priority_item, &bad);
+        char *j = csv_array(v, priority_item, &bad);
         if (!j) {
             api_invalid(rq, resp, "priority", "must be a comma-separated list of low, medium, high, urgent");
             qb_free(&q);
             return;
         }
-        qb_and(&q, "t.priority IN (SELECT json_array_elements_text(?::json)::smallint)",
-               qb_val(&q, j, 1));
+        qb_and(&q, "t.priority = ANY(?::smallint[])", qb_val(&q, j, 1));
     }
     if ((v = td_http_param(h, "tags"))) {
-        char *j = csv_json(v, tag_item, &bad);
+        char *j = csv_array(v, tag_item, &bad);
         if (!j) {
             api_invalid(rq, resp, "tags", "must be a comma-separated list of tags");
             qb_free(&q);
             return;
         }
-        qb_and(&q, "t.tags_lower @> ARRAY(SELECT json_array_elements_text(?::json))",
-               qb_val(&q, j, 1));
+        qb_and(&q, "t.tags_lower @> ?::text[]", qb_val(&q, j, 1));
     }
     static const char *const DUE[2] = {"due_from", "due_to"};
     for (int i = 0; i < 2; i++) {
@@ -184,16 +208,15 @@ void h_tasks_list(rq_t *rq, td_http_resp_t *resp) {
                qb_val(&q, now_s, 0));
     }
     if ((v = td_http_param(h, "q"))) {
-        if (!*v || strlen(v) > 200) {
-            api_invalid(rq, resp, "q", "must be 1 to 200 characters");
+        int ctl = 0;
+        for (const unsigned char *c = (const unsigned char *)v; *c; c++) ctl |= *c < 0x20 || *c == 0x7f;
+        if (!*v || strlen(v) > 200 || ctl) {
+            api_invalid(rq, resp, "q", "must be 1 to 200 characters without control characters");
             qb_free(&q);
             return;
         }
-        char *pat = like_pattern(v);
-        qb_and(&q,
-               "(t.title ILIKE ? OR t.description ILIKE ? OR "
-               "EXISTS (SELECT 1 FROM unnest(t.tags) tg WHERE tg ILIKE ?))",
-               qb_val(&q, pat, 1));
+        /* title, description and tags in one trigram-indexed column */
+        qb_and(&q, "t.search ILIKE ?", qb_val(&q, like_pattern(v), 1));
     }
     const char *sort = td_http_param(h, "sort");
     int desc = 0;
@@ -217,34 +240,31 @@ void h_tasks_list(rq_t *rq, td_http_resp_t *resp) {
     snprintf(limit, sizeof limit, "%ld", page_size);
     snprintf(offset, sizeof offset, "%ld", (page - 1) * page_size);
     int lp = qb_val(&q, limit, 0), op = qb_val(&q, offset, 0);
-    char sql[4096];
+    char sql[4096], csql[2400];
+    /* The page and the total as two statements: a window count would make
+     * PostgreSQL produce every matching row before the page is cut. */
     snprintf(sql, sizeof sql,
-             "SELECT count(*) OVER (), %s FROM tasks t WHERE %s "
+             "SELECT %s FROM tasks t WHERE %s "
              "ORDER BY %s %s NULLS LAST, t.created_at, t.id LIMIT $%d OFFSET $%d",
              STORE_TASK_COLUMNS, q.where, sort_expr, desc ? "DESC" : "ASC", lp, op);
+    snprintf(csql, sizeof csql, "SELECT count(*) FROM tasks t WHERE %s", q.where);
 
     PGconn *c = api_conn(rq, resp);
     if (!c) {
         qb_free(&q);
         return;
     }
-    char err[512];
+    char err[512] = "";
+    long long total = -1, seq = -1;
     /* One snapshot: X-Sync-Seq must not be newer than the list. */
     PQclear(PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
     PGresult *res = PQexecParams(c, sql, q.n, NULL, q.vals, NULL, NULL, 0);
-    long long total = -1, seq = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
-        if (PQntuples(res) > 0) {
-            total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        } else {
-            /* past the last page: count separately */
-            char csql[2400];
-            snprintf(csql, sizeof csql, "SELECT count(*) FROM tasks t WHERE %s", q.where);
-            PGresult *cr = PQexecParams(c, csql, q.n - 2, NULL, q.vals, NULL, NULL, 0);
-            if (PQresultStatus(cr) == PGRES_TUPLES_OK) total = strtoll(PQgetvalue(cr, 0, 0), NULL, 10);
-            PQclear(cr);
-        }
-        seq = store_user_seq(c, rq->user, err, sizeof err);
+        PGresult *cr = PQexecParams(c, csql, q.n - 2, NULL, q.vals, NULL, NULL, 0);
+        if (PQresultStatus(cr) == PGRES_TUPLES_OK) total = strtoll(PQgetvalue(cr, 0, 0), NULL, 10);
+        else snprintf(err, sizeof err, "%s", PQresultErrorMessage(cr));
+        PQclear(cr);
+        if (total >= 0) seq = store_user_seq(c, rq->user, err, sizeof err);
     } else {
         snprintf(err, sizeof err, "%s", PQresultErrorMessage(res));
     }
@@ -259,7 +279,7 @@ void h_tasks_list(rq_t *rq, td_http_resp_t *resp) {
     json_object *items = json_object_new_array();
     for (int r = 0; r < PQntuples(res); r++) {
         stored_task_t st;
-        if (store_task_from_row(res, r, 1, &st) != 0) continue;
+        if (store_task_from_row(res, r, 0, &st) != 0) continue;
         json_object_array_add(items, store_task_json(&st, rq->now));
         stored_task_clear(&st);
     }

@@ -183,6 +183,11 @@ int store_commit(PGconn *c, char *errstr, size_t size) {
 void store_rollback(PGconn *c) { PQclear(PQexec(c, "ROLLBACK")); }
 
 
+/* tasks.search from the title ($3), description ($4) and tags ($9). */
+#define SEARCH_EXPR                                                                              \
+    "($3 || E'\\x1f' || coalesce($4, '') || E'\\x1f' || "                                     \
+    "array_to_string(ARRAY(SELECT json_array_elements_text($9::json)), E'\\x1f'))"
+
 int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errstr, size_t size) {
     const te_task_t *t = st->task;
     te_time_t due;
@@ -210,10 +215,10 @@ int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errst
     static const char ins[] =
         "INSERT INTO tasks (id, user_id, title, description, priority, status, due_at, timezone, "
         "tags, tags_lower, rrule, rrule_zone, rrule_anchor, series_id, occurrence, version, "
-        "created_at, updated_at, completed_at) VALUES ($1::uuid, $2, $3, $4, $5::smallint, $6, "
+        "created_at, updated_at, completed_at, search) VALUES ($1::uuid, $2, $3, $4, $5::smallint, $6, "
         "$7::timestamptz, $8, ARRAY(SELECT json_array_elements_text($9::json)), "
         "ARRAY(SELECT te_fold(json_array_elements_text($9::json))), $10, $11, $12, $13::uuid, "
-        "$14::int, $15::int, $16::timestamptz, $17::timestamptz, $18::timestamptz)";
+        "$14::int, $15::int, $16::timestamptz, $17::timestamptz, $18::timestamptz, " SEARCH_EXPR ")";
     static const char upd[] =
         "UPDATE tasks SET title = $3, description = $4, priority = $5::smallint, status = $6, "
         "due_at = $7::timestamptz, timezone = $8, "
@@ -221,7 +226,7 @@ int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errst
         "tags_lower = ARRAY(SELECT te_fold(json_array_elements_text($9::json))), rrule = $10, "
         "rrule_zone = $11, rrule_anchor = $12, series_id = $13::uuid, occurrence = $14::int, "
         "version = $15::int, created_at = $16::timestamptz, updated_at = $17::timestamptz, "
-        "completed_at = $18::timestamptz WHERE id = $1::uuid AND user_id = $2";
+        "completed_at = $18::timestamptz, search = " SEARCH_EXPR " WHERE id = $1::uuid AND user_id = $2";
     PGresult *res = run(c, insert ? "insert task" : "update task", insert ? ins : upd, 18, v,
                         errstr, size);
     json_object_put(tags);

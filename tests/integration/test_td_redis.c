@@ -614,6 +614,7 @@ END_TEST
 /* A server that accepts connections but never answers: bounded by the
  * command timeout, then fail fast. */
 START_TEST(unavailable_silent_server) {
+    setenv("TE_REDIS_TIMEOUT_MS", "200", 1); /* the bound this test measures */
     int port;
     int ls = listen_on(0, &port);
     char url[64];
@@ -638,6 +639,7 @@ START_TEST(unavailable_silent_server) {
     ck_assert_uint_eq(td_redis_connect_attempts(r), 2);
     td_redis_destroy(r);
     close(ls);
+    unsetenv("TE_REDIS_TIMEOUT_MS");
 }
 END_TEST
 

@@ -1,6 +1,9 @@
 -- 001: tasks, reminders, tags, change log, outbox, processed events, activity.
 -- Applied by todo-api (td_pg_migrate) in one transaction under an advisory lock.
 
+-- Substring search (GET /api/tasks?q=) uses trigram indexes.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
 -- Tags compare ASCII case-insensitively, as the task model does
 -- (PostgreSQL's lower() would also fold non-ASCII letters).
 CREATE FUNCTION te_fold(s text) RETURNS text
@@ -33,6 +36,9 @@ CREATE TABLE tasks (
     series_id    uuid,
     occurrence   integer,
     version      integer NOT NULL DEFAULT 1,
+    -- title, description and tags joined by U+001F (which a search term
+    -- cannot contain), for one trigram-indexed ILIKE
+    search       text NOT NULL DEFAULT '',
     created_at   timestamptz NOT NULL,
     updated_at   timestamptz NOT NULL,
     completed_at timestamptz
@@ -40,6 +46,7 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_user_created ON tasks (user_id, created_at, id);
 CREATE INDEX tasks_user_due ON tasks (user_id, due_at);
 CREATE INDEX tasks_tags_lower ON tasks USING gin (tags_lower);
+CREATE INDEX tasks_search ON tasks USING gin (search gin_trgm_ops);
 CREATE INDEX tasks_series ON tasks (series_id) WHERE series_id IS NOT NULL;
 
 CREATE TABLE reminders (
