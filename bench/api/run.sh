@@ -227,7 +227,7 @@ start_api "$API_URL_PG" 1 "$OUT/todo-api.log"
 DBCONNS=$(grep -o '"threads":[0-9]*' "$OUT/todo-api.log" | head -1 | cut -d: -f2)
 [ -n "$DBCONNS" ] || die "todo-api did not log its thread count"
 if [ -n "${TE_API_THREADS:-}" ]; then info threads "$DBCONNS (TE_API_THREADS)"
-else info threads "$DBCONNS (default: the number of CPUs, at least 2)"; fi
+else info threads "$DBCONNS (default: 4 per CPU)"; fi
 
 # Each measurement runs in ROUNDS rounds, the API's and the baseline's
 # alternating, so that a change in the machine's load (other processes)
@@ -239,10 +239,6 @@ pair() {  # pair NAME LUA PATH SQL DBURL SECONDS RATE PG_CLIENTS VARS...
     run_wrk "${name}_api.$r" "$lua" "$secs" "$rate" "$path"
     if [ "$name" = create_max ]; then backlogs+=("$(outbox_rows)"); fi
     run_pgbench "${name}_pg.$r" "$clients" "$db" "$script" "$secs" "$rate" "$@"
-    if [ "$name" = create_max ]; then
-      # The second baseline: the create without the reminder statements.
-      run_pgbench "${name}_pgmin.$r" "$clients" "$db" create-minimal.sql "$secs" "$rate" "$@"
-    fi
   done
 }
 backlogs=()
@@ -277,7 +273,7 @@ for p in "$LIST_PATH" "$SEARCH_PATH"; do
   echo >>"$OUT/list-sample.json"
 done
 info list_matches "$(python3 "$BENCH_DIR/summary.py" totals "$OUT/list-sample.json")"
-LIST_VARS=(-D "user=$LIST_USER" -D "status=pending" -D 'prios=["2","3"]' -D 'tags=["work"]'
+LIST_VARS=(-D "user=$LIST_USER" -D "status=pending" -D 'prios={2,3}' -D 'tags={"work"}'
   -D lim=20 -D off=0)
 SEARCH_VARS=(-D "user=$LIST_USER" -D 'pat=%invoice%' -D lim=20 -D off=0)
 for kind in list search; do

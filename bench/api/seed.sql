@@ -3,7 +3,7 @@
 -- a few combinations (about a third carry "work"); due dates spread over a
 -- year around now, 1 in 10 without one; about 1 title in 10 contains
 -- "invoice" (the search term of the q= measurement).  Columns as the
--- migrations define them, tags_lower included.
+-- migrations define them, tags_lower and search included.
 INSERT INTO user_seq (user_id, seq) VALUES (:'user', :n)
     ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + :n;
 WITH g AS (
@@ -15,7 +15,7 @@ WITH g AS (
     FROM generate_series(1, :n) i
 )
 INSERT INTO tasks (id, user_id, title, description, priority, status, due_at, timezone,
-                   tags, tags_lower, version, created_at, updated_at, completed_at)
+                   tags, tags_lower, version, created_at, updated_at, completed_at, search)
 SELECT gen_random_uuid(), :'user',
        (ARRAY['Pay the invoice', 'Call the plumber', 'Write the weekly report', 'Buy groceries',
               'Book the dentist', 'Review pull request', 'Plan the sprint', 'Renew passport',
@@ -28,9 +28,14 @@ SELECT gen_random_uuid(), :'user',
             ELSE now() - interval '180 days' + ((i * 37) % 365) * interval '1 day'
                  + ((i * 11) % 24) * interval '1 hour' END,
        'Europe/Berlin',
-       tags, ARRAY(SELECT lower(x) FROM unnest(tags) x),
+       tags, ARRAY(SELECT te_fold(x) FROM unnest(tags) x),
        1, created, created,
-       CASE WHEN i % 10 < 7 THEN NULL ELSE created + interval '2 days' END
+       CASE WHEN i % 10 < 7 THEN NULL ELSE created + interval '2 days' END,
+       ''
 FROM g;
+-- tasks.search as store.c writes it: title, description, tags joined by U+001F
+UPDATE tasks SET search = title || E'\x1f' || coalesce(description, '') || E'\x1f'
+                          || array_to_string(tags, E'\x1f')
+WHERE user_id = :'user';
 ANALYZE tasks;
 ANALYZE user_seq;

@@ -274,10 +274,6 @@ def cmd_table(results_path, info_path):
     ):
         thr(f"{title}: max throughput, {conns} conns", f"{key}_max_api", f"{key}_max_pg",
             "req/s", "tps", thr_target)
-        if key == "create" and f"{key}_max_pgmin" in r:
-            thr("  vs the minimal create (no reminder statements)", f"{key}_max_api",
-                f"{key}_max_pgmin", "req/s", "tps")
-            rows[-1][4] = "(information)"
         latency(f"  p50 at max throughput", f"{key}_max_api", f"{key}_max_pg", "lat_p50_ms")
         latency(f"  p99 at max throughput", f"{key}_max_api", f"{key}_max_pg", "lat_p99_ms")
         half = rate_of(f"{key}_half_api")

@@ -113,12 +113,50 @@ const char *td_pg_sqlstate(const PGresult *res) {
     return s ? s : "";
 }
 
+
 static int check(PGresult *res, char *errstr, size_t errstr_size, const char *what) {
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return 0;
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     snprintf(errstr, errstr_size, "%s: %s", what, msg ? msg : PQresStatus(st));
     return -1;
+}
+
+int td_pg_pipeline(PGconn *c, td_pg_stmt_t *st, size_t n, char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < n; i++) st[i].res = NULL;
+    if (!PQenterPipelineMode(c)) {
+        snprintf(errstr, errstr_size, "postgres: %s", PQerrorMessage(c));
+        return -1;
+    }
+    int rc = 0;
+    size_t sent = 0;
+    for (; sent < n; sent++)
+        if (!PQsendQueryParams(c, st[sent].sql, st[sent].nparams, NULL, st[sent].params, NULL, NULL, 0))
+            break;
+    if (sent < n || !PQpipelineSync(c)) {
+        snprintf(errstr, errstr_size, "postgres: %s", PQerrorMessage(c));
+        rc = -1;
+    }
+    /* one result (then NULL) per statement sent, then the sync point */
+    for (size_t i = 0; i < sent; i++) {
+        PGresult *r = PQgetResult(c);
+        st[i].res = r;
+        while ((r = PQgetResult(c)) != NULL) PQclear(r);
+        if (rc == 0 && check(st[i].res, errstr, errstr_size, "postgres") != 0) rc = -1;
+    }
+    PGresult *r;
+    while ((r = PQgetResult(c)) != NULL) {
+        ExecStatusType t = PQresultStatus(r);
+        PQclear(r);
+        if (t == PGRES_PIPELINE_SYNC) break;
+    }
+    PQexitPipelineMode(c);
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++) {
+            PQclear(st[i].res);
+            st[i].res = NULL;
+        }
+    return rc;
 }
 
 int td_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size) {

@@ -46,6 +46,21 @@ typedef struct td_migration_s {
 int td_pg_migrate(PGconn *conn, const td_migration_t *m, size_t n, int *applied, char *errstr,
                   size_t errstr_size);
 
+/* One statement of a pipeline: sql and params are borrowed until
+ * td_pg_pipeline() returns; res is set to its result. */
+typedef struct td_pg_stmt_s {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+    PGresult *res;
+} td_pg_stmt_t;
+
+/* Sends n statements in one round trip (libpq pipeline mode) and collects
+ * their results.  0 when every statement succeeded (the caller reads and
+ * PQclear()s each res); -1 with the first failure's message in errstr and
+ * every res cleared.  Statements after a failure are not run. */
+int td_pg_pipeline(PGconn *conn, td_pg_stmt_t *stmts, size_t n, char *errstr, size_t errstr_size);
+
 /* Runs a statement without result rows; 0 or -1 with the server's message
  * in errstr.  Convenience for BEGIN/COMMIT and DDL. */
 int td_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size);

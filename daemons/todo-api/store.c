@@ -39,6 +39,62 @@ static PGresult *run(PGconn *c, const char *what, const char *sql, int n, const 
     return res;
 }
 
+/* Writes inside a transaction are deferred and sent together (one round
+ * trip: libpq pipeline) when a result is needed or at commit.  The batch
+ * is per thread: a connection is used by one thread at a time. */
+#define BATCH_MAX 16
+#define BATCH_PARAMS 20
+typedef struct batch_s {
+    PGconn *conn;       /* the connection with an open write transaction */
+    long long seq;      /* the user's sequence as of the last change */
+    int n;
+    struct {
+        const char *sql; /* static text */
+        const char *what;
+        int nparams;
+        char *params[BATCH_PARAMS];
+    } q[BATCH_MAX];
+} batch_t;
+static __thread batch_t tl_batch;
+
+static void batch_clear(batch_t *b) {
+    for (int i = 0; i < b->n; i++)
+        for (int k = 0; k < b->q[i].nparams; k++) free(b->q[i].params[k]);
+    b->n = 0;
+}
+
+/* Runs what is pending on c (nothing when no batch is open on c). */
+static int batch_flush(PGconn *c, char *errstr, size_t size) {
+    batch_t *b = &tl_batch;
+    if (b->conn != c || b->n == 0) return 0;
+    td_pg_stmt_t st[BATCH_MAX];
+    for (int i = 0; i < b->n; i++)
+        st[i] = (td_pg_stmt_t){b->q[i].sql, b->q[i].nparams, (const char *const *)b->q[i].params, NULL};
+    int rc = td_pg_pipeline(c, st, (size_t)b->n, errstr, size);
+    for (int i = 0; rc == 0 && i < b->n; i++) PQclear(st[i].res);
+    batch_clear(b);
+    return rc;
+}
+
+/* Runs now, or defers while a write batch is open on c (the copies of the
+ * parameters live in the batch). */
+static int exec_or_defer(PGconn *c, const char *what, const char *sql, int n, const char *const *v,
+                         char *errstr, size_t size) {
+    batch_t *b = &tl_batch;
+    if (b->conn != c) {
+        PGresult *res = run(c, what, sql, n, v, errstr, size);
+        PQclear(res);
+        return res ? 0 : -1;
+    }
+    if (b->n == BATCH_MAX && batch_flush(c, errstr, size) != 0) return -1;
+    b->q[b->n].sql = sql;
+    b->q[b->n].what = what;
+    b->q[b->n].nparams = n;
+    for (int k = 0; k < n; k++) b->q[b->n].params[k] = v[k] ? strdup(v[k]) : NULL;
+    b->n++;
+    return 0;
+}
+
 void stored_task_clear(stored_task_t *st) {
     te_task_destroy(st->task);
     json_object_put(st->reminders);
@@ -102,6 +158,7 @@ int store_task_from_row(const PGresult *res, int r, int col0, stored_task_t *st)
 int store_task_load(PGconn *c, const char *user, const char *id, int lock, stored_task_t *st,
                     char *errstr, size_t size) {
     if (!api_is_uuid(id)) return 0;
+    if (batch_flush(c, errstr, size) != 0) return -1;
     char sql[1024];
     snprintf(sql, sizeof sql, "SELECT %s FROM tasks t WHERE t.id = $1::uuid AND t.user_id = $2%s",
              STORE_TASK_COLUMNS, lock ? " FOR UPDATE" : "");
@@ -150,37 +207,41 @@ json_object *store_task_json(const stored_task_t *st, te_time_t now) {
 }
 
 int store_begin_write(PGconn *c, const char *user, char *errstr, size_t size) {
-    PGresult *res = PQexec(c, "BEGIN");
-    if (!ok(res)) {
-        fail(errstr, size, "begin", res, c);
-        PQclear(res);
-        return -1;
-    }
-    PQclear(res);
     /* Lock the user's sequence row first, always (one lock order: no
-     * deadlocks); it is held until commit. */
+     * deadlocks); it is held until commit, so the next numbers are ours. */
     const char *v[1] = {user};
-    res = run(c, "user sequence",
-              "INSERT INTO user_seq (user_id, seq) VALUES ($1, 0) ON CONFLICT (user_id) "
-              "DO UPDATE SET seq = user_seq.seq RETURNING seq",
-              1, v, errstr, size);
-    if (!res) {
+    td_pg_stmt_t st[2] = {
+        {"BEGIN", 0, NULL, NULL},
+        {"INSERT INTO user_seq (user_id, seq) VALUES ($1, 0) ON CONFLICT (user_id) "
+         "DO UPDATE SET seq = user_seq.seq RETURNING seq",
+         1, v, NULL}};
+    batch_clear(&tl_batch);
+    tl_batch.conn = NULL;
+    if (td_pg_pipeline(c, st, 2, errstr, size) != 0) {
         store_rollback(c);
         return -1;
     }
-    PQclear(res);
+    tl_batch.conn = c;
+    tl_batch.seq = strtoll(PQgetvalue(st[1].res, 0, 0), NULL, 10);
+    PQclear(st[0].res);
+    PQclear(st[1].res);
     return 0;
 }
 
 int store_commit(PGconn *c, char *errstr, size_t size) {
-    PGresult *res = PQexec(c, "COMMIT");
-    int rc = ok(res) ? 0 : -1;
-    if (rc) fail(errstr, size, "commit", res, c);
-    PQclear(res);
+    int rc = exec_or_defer(c, "commit", "COMMIT", 0, NULL, errstr, size);
+    if (rc == 0) rc = batch_flush(c, errstr, size);
+    tl_batch.conn = NULL;
     return rc;
 }
 
-void store_rollback(PGconn *c) { PQclear(PQexec(c, "ROLLBACK")); }
+void store_rollback(PGconn *c) {
+    if (tl_batch.conn == c) {
+        batch_clear(&tl_batch);
+        tl_batch.conn = NULL;
+    }
+    PQclear(PQexec(c, "ROLLBACK"));
+}
 
 
 /* tasks.search from the title ($3), description ($4) and tags ($9). */
@@ -227,12 +288,10 @@ int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errst
         "rrule_zone = $11, rrule_anchor = $12, series_id = $13::uuid, occurrence = $14::int, "
         "version = $15::int, created_at = $16::timestamptz, updated_at = $17::timestamptz, "
         "completed_at = $18::timestamptz, search = " SEARCH_EXPR " WHERE id = $1::uuid AND user_id = $2";
-    PGresult *res = run(c, insert ? "insert task" : "update task", insert ? ins : upd, 18, v,
-                        errstr, size);
+    int rc = exec_or_defer(c, insert ? "insert task" : "update task", insert ? ins : upd, 18, v,
+                           errstr, size);
     json_object_put(tags);
-    if (!res) return -1;
-    PQclear(res);
-    return 0;
+    return rc;
 }
 
 static int reload_reminders(PGconn *c, stored_task_t *st, char *errstr, size_t size) {
@@ -259,6 +318,7 @@ int store_sync_reminders(PGconn *c, stored_task_t *st, int had_any, te_time_t no
         st->reminders = json_object_new_array();
         return st->reminders ? 0 : -1;
     }
+    if (batch_flush(c, errstr, size) != 0) return -1;
     const char *id = te_task_id(t);
     /* The wanted set as JSON: [{"offset_minutes": n} | {"at": "..."}]. */
     json_object *want = json_object_new_array();
@@ -323,11 +383,8 @@ int store_sync_reminders(PGconn *c, stored_task_t *st, int had_any, te_time_t no
 
 int store_task_delete(PGconn *c, const char *user, const char *id, char *errstr, size_t size) {
     const char *v[2] = {id, user};
-    PGresult *res = run(c, "delete task", "DELETE FROM tasks WHERE id = $1::uuid AND user_id = $2",
-                        2, v, errstr, size);
-    if (!res) return -1;
-    PQclear(res);
-    return 0;
+    return exec_or_defer(c, "delete task", "DELETE FROM tasks WHERE id = $1::uuid AND user_id = $2", 2,
+                         v, errstr, size);
 }
 
 static const char *const DIFF_FIELDS[] = {"title",    "description", "priority",   "status",
@@ -418,20 +475,18 @@ static int add_event(outrows_t *o, rq_t *rq, const char *type, const char *task_
 }
 
 static int outbox_insert(PGconn *c, const outrows_t *o, const char *key, char *errstr, size_t size) {
-    char sql[256] = "INSERT INTO outbox (topic, key, payload) VALUES ";
+    /* static texts: the deferred batch keeps a pointer to the SQL */
+    static const char *const SQL[4] = {
+        NULL, "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+        "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3), ($4, $5, $6)",
+        "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3), ($4, $5, $6), ($7, $8, $9)"};
     const char *v[9];
     for (int i = 0; i < o->n; i++) {
-        size_t len = strlen(sql);
-        snprintf(sql + len, sizeof sql - len, "%s($%d, $%d, $%d)", i ? ", " : "", 3 * i + 1,
-                 3 * i + 2, 3 * i + 3);
         v[3 * i] = o->topic[i];
         v[3 * i + 1] = key;
         v[3 * i + 2] = o->payload[i];
     }
-    PGresult *res = run(c, "outbox", sql, 3 * o->n, v, errstr, size);
-    if (!res) return -1;
-    PQclear(res);
-    return 0;
+    return exec_or_defer(c, "outbox", SQL[o->n], 3 * o->n, v, errstr, size);
 }
 
 int store_record_change(PGconn *c, rq_t *rq, const char *op, const char *task_id,
@@ -445,17 +500,22 @@ int store_record_change(PGconn *c, rq_t *rq, const char *op, const char *task_id
                         changes ? json_object_to_json_string_ext(changes, JSON_C_TO_STRING_PLAIN)
                                 : NULL,
                         at};
-    /* The user's next sequence number and the change-log row, in one trip
-     * (the sequence row is already locked by store_begin_write). */
-    PGresult *res = run(c, "change log",
-                        "WITH s AS (UPDATE user_seq SET seq = seq + 1 WHERE user_id = $1 RETURNING seq) "
-                        "INSERT INTO changes (user_id, seq, op, task_id, task, changes, at) "
-                        "SELECT $1, s.seq, $2, $3::uuid, $4::jsonb, $5::jsonb, $6::timestamptz FROM s "
-                        "RETURNING seq",
-                        6, v, errstr, size);
-    if (!res) return -1;
-    long long seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
+    /* The user's next sequence number (the row is locked since
+     * store_begin_write) and the change-log row. */
+    if (tl_batch.conn != c) {
+        snprintf(errstr, size, "change log: no write transaction");
+        return -1;
+    }
+    long long seq = ++tl_batch.seq;
+    char seq_s[24];
+    snprintf(seq_s, sizeof seq_s, "%lld", seq);
+    const char *cv[7] = {v[0], v[1], v[2], v[3], v[4], v[5], seq_s};
+    if (exec_or_defer(c, "change log",
+                      "WITH s AS (UPDATE user_seq SET seq = $7::bigint WHERE user_id = $1) "
+                      "INSERT INTO changes (user_id, seq, op, task_id, task, changes, at) "
+                      "VALUES ($1, $7::bigint, $2, $3::uuid, $4::jsonb, $5::jsonb, $6::timestamptz)",
+                      7, cv, errstr, size) != 0)
+        return -1;
 
     outrows_t o = {.n = 0};
     int rc = 0;
