@@ -5,9 +5,8 @@
 # measured with wrk beside a baseline measured in the same run: pgbench
 # sending the same SQL the API sends, at the same client concurrency.
 #   (a) creates: max throughput (POST /api/tasks over 100 users' tokens)
-#       vs pgbench running the create transaction on a fresh database (and
-#       the same without the reminder statements a task without reminders
-#       does not need);
+#       vs pgbench running the API's create transaction (pipelined the
+#       same way) on a fresh database;
 #   (b) create latency at a fixed rate of half the API's maximum;
 #   (c) listing with filters, and a q= search, for a user with 10 000
 #       tasks: max throughput, and latency at half of it.

@@ -1,6 +1,7 @@
 /* PostgreSQL connection pool and migrations (see pg.h). */
 #include "pg.h"
 
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -166,6 +167,14 @@ int td_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size) 
     return rc;
 }
 
+static void sha256_hex(const char *text, char out[65]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(text, strlen(text), md, &len, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < len && i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    out[64] = '\0';
+}
+
 /* Lock id: any constant shared by every replica ("te-migrate"). */
 #define MIGRATE_LOCK "7465000001"
 
@@ -178,17 +187,36 @@ int td_pg_migrate(PGconn *conn, const td_migration_t *m, size_t n, int *applied,
         td_pg_exec(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", errstr, errstr_size) ||
         td_pg_exec(conn,
                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                   " version integer PRIMARY KEY, name text NOT NULL,"
+                   " version integer PRIMARY KEY, name text NOT NULL, checksum text,"
                    " applied_at timestamptz NOT NULL DEFAULT now())",
                    errstr, errstr_size))
         goto fail;
-    PGresult *r = PQexec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    PGresult *r = PQexec(conn, "SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version");
     if (check(r, errstr, errstr_size, "schema_migrations")) {
         PQclear(r);
         goto fail;
     }
-    int current = atoi(PQgetvalue(r, 0, 0));
+    /* An applied migration must be the one shipped: editing one after it
+     * ran somewhere would leave that database with another schema. */
+    int current = 0, changed = 0;
+    for (int row = 0; row < PQntuples(r) && !changed; row++) {
+        int v = atoi(PQgetvalue(r, row, 0));
+        current = v > current ? v : current;
+        for (size_t i = 0; i < n; i++) {
+            char sum[65];
+            if (m[i].version != v || PQgetisnull(r, row, 1)) continue;
+            sha256_hex(m[i].sql, sum);
+            if (strcmp(sum, PQgetvalue(r, row, 1)) != 0) {
+                snprintf(errstr, errstr_size,
+                         "migration %d (%s) differs from the one applied on %s: never edit an "
+                         "applied migration, add a new one",
+                         v, m[i].name, PQgetvalue(r, row, 2));
+                changed = 1;
+            }
+        }
+    }
     PQclear(r);
+    if (changed) goto fail;
     for (size_t i = 0; i < n; i++) {
         if (m[i].version <= current) continue;
         r = PQexec(conn, m[i].sql);
@@ -199,11 +227,13 @@ int td_pg_migrate(PGconn *conn, const td_migration_t *m, size_t n, int *applied,
             goto fail;
         }
         PQclear(r);
-        char ver[16];
+        char ver[16], sum[65];
         snprintf(ver, sizeof ver, "%d", m[i].version);
-        const char *params[2] = {ver, m[i].name};
-        r = PQexecParams(conn, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2,
-                         NULL, params, NULL, NULL, 0);
+        sha256_hex(m[i].sql, sum);
+        const char *params[3] = {ver, m[i].name, sum};
+        r = PQexecParams(conn,
+                         "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                         3, NULL, params, NULL, NULL, 0);
         if (check(r, errstr, errstr_size, "schema_migrations")) {
             PQclear(r);
             goto fail;

@@ -41,7 +41,9 @@ typedef struct td_migration_s {
 
 /* Applies every migration newer than the database's version, in one
  * transaction under an advisory lock (so concurrent replicas run them one
- * at a time, and a failing migration leaves nothing half-applied).
+ * at a time, and a failing migration leaves nothing half-applied).  The
+ * SHA-256 of each applied migration is recorded; an applied migration
+ * whose text changed since is refused (errstr names it).
  * *applied gets the number applied.  0 or -1 (errstr). */
 int td_pg_migrate(PGconn *conn, const td_migration_t *m, size_t n, int *applied, char *errstr,
                   size_t errstr_size);

@@ -197,6 +197,17 @@ class Lifecycle(apitest.ApiTestCase):
         d = self.start_daemon({"TE_MIGRATE": "0"}, "premigrated", db)
         self.create_task(d.client("u-" + uuid.uuid4().hex))
 
+    def test_an_edited_applied_migration_is_refused(self):
+        db = self.new_database("edited")
+        env = dict(self.daemon.env, TE_PG_URL=db.url)
+        r = subprocess.run([API_BIN, "migrate"], env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # what the database recorded no longer matches the shipped file
+        db.sql("UPDATE schema_migrations SET checksum = repeat('0', 64) WHERE version = 1")
+        r = subprocess.run([API_BIN, "migrate"], env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("never edit an applied migration", r.stderr)
+
     def test_sigint_exits_0(self):
         d = self.start_daemon(label="sigint")
         self.create_task(d.client("u-" + uuid.uuid4().hex))
