@@ -113,8 +113,5 @@ void relay_stop(relay_t *r);
 /* Kafka reachable (metadata answered recently). */
 int relay_kafka_ok(relay_t *r);
 
-/* --- migrations (generated) ---------------------------------------------- */
-extern const td_migration_t api_migrations[];
-extern const size_t api_migrations_count;
 
 #endif

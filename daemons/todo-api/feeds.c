@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "store.h"
+#include "task_store.h"
 
 static int parse_ll(const char *s, long long min, long long max, long long *out) {
     if (!s || !*s) return -1;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "store.h"
+#include "task_store.h"
 
 #define MAX_PARAMS 12
 

@@ -10,6 +10,7 @@
 #include "api.h"
 #include "env.h"
 #include "log.h"
+#include "task_store.h"
 
 static void kafka_log(void *opaque, int level, const char *facility, const char *message) {
     (void)opaque;
@@ -104,11 +105,11 @@ static int migrate(const char *pg_url) {
     PGconn *c = pool ? td_pg_acquire(pool, err, sizeof err) : NULL;
     int applied = 0, rc = -1;
     if (c) {
-        rc = td_pg_migrate(c, api_migrations, api_migrations_count, &applied, err, sizeof err);
+        rc = td_pg_migrate(c, schema_migrations, schema_migrations_count, &applied, err, sizeof err);
         td_pg_release(pool, c);
     }
     if (rc == 0) td_logf(TD_LOG_INFO, NULL, "migrations: %d applied, schema version %d", applied,
-                         api_migrations_count ? api_migrations[api_migrations_count - 1].version : 0);
+                         schema_migrations_count ? schema_migrations[schema_migrations_count - 1].version : 0);
     else td_logf(TD_LOG_ERROR, NULL, "migrations failed: %s", err);
     td_pg_pool_destroy(pool);
     return rc;

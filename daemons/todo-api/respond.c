@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "task_store.h"
 
 static const struct {
     const char *slug;
@@ -209,7 +210,4 @@ int api_check_params(rq_t *rq, td_http_resp_t *resp, const char *const *allowed)
     return 0;
 }
 
-int api_is_uuid(const char *s) {
-    uuid_t u;
-    return s && strlen(s) == 36 && uuid_parse(s, u) == 0;
-}
+int api_is_uuid(const char *s) { return store_is_uuid(s); }

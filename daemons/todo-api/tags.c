@@ -5,7 +5,7 @@
 #include <strings.h>
 
 #include "api.h"
-#include "store.h"
+#include "task_store.h"
 #include "tasks.h"
 
 static const char TAGS_SQL[] =

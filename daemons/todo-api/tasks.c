@@ -7,7 +7,7 @@
 #include <uuid/uuid.h>
 
 #include "api.h"
-#include "store.h"
+#include "task_store.h"
 #include "tasks.h"
 
 /* Members a client may not set: the server owns them. */
@@ -113,7 +113,7 @@ void h_tasks_create(rq_t *rq, td_http_resp_t *resp) {
     if (rc == 0) rc = store_task_write(c, &st, 1, err, sizeof err);
     if (rc == 0) rc = store_sync_reminders(c, &st, 0, rq->now, err, sizeof err);
     if (rc == 0 && !(j = store_task_json(&st, rq->now))) rc = -1;
-    if (rc == 0) rc = store_record_change(c, rq, "created", id, j, NULL, 0, err, sizeof err);
+    if (rc == 0) rc = store_record_change(c, &(store_ctx_t){rq->user, rq->traceparent, rq->now, "/todo-api"}, "created", id, j, NULL, 0, err, sizeof err);
     if (rc == 0) rc = store_commit(c, err, sizeof err);
     else store_rollback(c);
     td_pg_release(rq->api->pool, c);
@@ -220,7 +220,7 @@ int task_apply_locked(rq_t *rq, td_http_resp_t *resp, PGconn *c, stored_task_t *
                 if (strcmp(k, "status") != 0 && strcmp(k, "completed_at") != 0) also = 1;
             }
         }
-        rc = store_record_change(c, rq, op, te_task_id(t), after, changes, also, err, errsize);
+        rc = store_record_change(c, &(store_ctx_t){rq->user, rq->traceparent, rq->now, "/todo-api"}, op, te_task_id(t), after, changes, also, err, errsize);
     }
     json_object_put(before);
     json_object_put(changes);
@@ -411,7 +411,7 @@ void h_task_delete(rq_t *rq, td_http_resp_t *resp) {
     if (found == 1) {
         rc = store_task_delete(c, rq->user, rq->path_params[0], err, sizeof err);
         if (rc == 0)
-            rc = store_record_change(c, rq, "deleted", rq->path_params[0], NULL, NULL, 0, err,
+            rc = store_record_change(c, &(store_ctx_t){rq->user, rq->traceparent, rq->now, "/todo-api"}, "deleted", rq->path_params[0], NULL, NULL, 0, err,
                                      sizeof err);
         if (rc == 0) rc = store_commit(c, err, sizeof err);
         if (rc != 0) found = -1;

@@ -2,7 +2,8 @@
 #ifndef TODO_API_TASKS_H
 #define TODO_API_TASKS_H
 
-#include "store.h"
+#include "api.h"
+#include "task_store.h"
 
 /* Inside an open write transaction with cur loaded FOR UPDATE: makes next
  * (validated model; server fields are set here) the task's new state,

@@ -1,5 +1,7 @@
 /* Task rows, reminders, change log and outbox (see store.h). */
-#include "store.h"
+#include "task_store.h"
+
+#include <uuid/uuid.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +97,11 @@ static int exec_or_defer(PGconn *c, const char *what, const char *sql, int n, co
     return 0;
 }
 
+int store_is_uuid(const char *s) {
+    uuid_t u;
+    return s && strlen(s) == 36 && uuid_parse(s, u) == 0;
+}
+
 void stored_task_clear(stored_task_t *st) {
     te_task_destroy(st->task);
     json_object_put(st->reminders);
@@ -157,7 +164,7 @@ int store_task_from_row(const PGresult *res, int r, int col0, stored_task_t *st)
 
 int store_task_load(PGconn *c, const char *user, const char *id, int lock, stored_task_t *st,
                     char *errstr, size_t size) {
-    if (!api_is_uuid(id)) return 0;
+    if (!store_is_uuid(id)) return 0;
     if (batch_flush(c, errstr, size) != 0) return -1;
     char sql[1024];
     snprintf(sql, sizeof sql, "SELECT %s FROM tasks t WHERE t.id = $1::uuid AND t.user_id = $2%s",
@@ -431,15 +438,15 @@ json_object *store_diff(json_object *before, json_object *after) {
 }
 
 /* Builds, checks and encodes one event; *out freed with te_free. */
-static int encode_event(rq_t *rq, const char *type, const char *task_id, json_object *data,
+static int encode_event(const store_ctx_t *rq, const char *type, const char *task_id, json_object *data,
                         char **out, size_t *len, char *errstr, size_t size) {
     te_event_t *ev = NULL;
     char subject[64];
     snprintf(subject, sizeof subject, "tasks/%s", task_id);
-    te_err_t e = te_event_create(&ev, type, "/todo-api", errstr, size);
+    te_err_t e = te_event_create(&ev, type, rq->source ? rq->source : "/todo-api", errstr, size);
     if (e == TE_OK) e = te_event_set_subject(ev, subject, errstr, size);
     if (e == TE_OK) e = te_event_set_partitionkey(ev, rq->user, errstr, size);
-    if (e == TE_OK && rq->traceparent[0])
+    if (e == TE_OK && rq->traceparent && rq->traceparent[0])
         e = te_event_set_traceparent(ev, rq->traceparent, errstr, size);
     if (e == TE_OK) e = te_event_set_time(ev, rq->now);
     if (e == TE_OK) e = te_event_set_data_object(ev, json_object_get(data));
@@ -462,7 +469,7 @@ typedef struct outrows_s {
     int n;
 } outrows_t;
 
-static int add_event(outrows_t *o, rq_t *rq, const char *type, const char *task_id, json_object *data,
+static int add_event(outrows_t *o, const store_ctx_t *rq, const char *type, const char *task_id, json_object *data,
                      char *errstr, size_t size) {
     char why[TE_ERRSTR_SIZE];
     size_t len;
@@ -489,7 +496,7 @@ static int outbox_insert(PGconn *c, const outrows_t *o, const char *key, char *e
     return exec_or_defer(c, "outbox", SQL[o->n], 3 * o->n, v, errstr, size);
 }
 
-int store_record_change(PGconn *c, rq_t *rq, const char *op, const char *task_id,
+int store_record_change(PGconn *c, const store_ctx_t *rq, const char *op, const char *task_id,
                         json_object *task_json, json_object *changes, int also_updated,
                         char *errstr, size_t size) {
     char at[TE_TIME_STRLEN], type[64];

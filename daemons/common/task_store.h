@@ -1,10 +1,31 @@
-/* Task persistence: rows <-> te_task_t, the per-user change sequence, the
- * change log and the outbox.  Every write function runs inside the
- * caller's transaction (BEGIN ... COMMIT around them). */
-#ifndef TODO_API_STORE_H
-#define TODO_API_STORE_H
+/* Task persistence shared by the daemons that change tasks (todo-api,
+ * todo-worker): rows <-> te_task_t, the per-user change sequence, the
+ * change log and the outbox.  Write functions run inside the transaction
+ * store_begin_write() opened; statements whose results are not needed are
+ * deferred and sent with the commit (one round trip).
+ *
+ * Threads: functions may run on many threads at once, each with its own
+ * connection (the deferred batch is per thread). */
+#ifndef TD_TASK_STORE_H
+#define TD_TASK_STORE_H
 
-#include "api.h"
+#include <json-c/json.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <todoevents/todoevents.h>
+
+#include "pg.h"
+
+/* Who makes a change: the events' partition key, trace and time. */
+typedef struct store_ctx_s {
+    const char *user;        /* the user id (JWT sub) */
+    const char *traceparent; /* W3C traceparent for the events, "" or NULL for none */
+    te_time_t now;           /* the change's time (milliseconds) */
+    const char *source;      /* CloudEvents source, e.g. "/todo-api" */
+} store_ctx_t;
+
+/* 1 when s is a UUID in text form. */
+int store_is_uuid(const char *s);
 
 /* The columns store_task_from_row() reads, in order. */
 extern const char STORE_TASK_COLUMNS[];
@@ -60,7 +81,7 @@ int store_task_delete(PGconn *c, const char *user, const char *id, char *errstr,
  * changes: field -> {old,new} (may be NULL).  Both borrowed.
  * also_updated: for op completed, also emit task.updated (other fields
  * changed in the same request). */
-int store_record_change(PGconn *c, rq_t *rq, const char *op, const char *task_id,
+int store_record_change(PGconn *c, const store_ctx_t *ctx, const char *op, const char *task_id,
                         json_object *task_json, json_object *changes, int also_updated,
                         char *errstr, size_t errstr_size);
 
@@ -70,5 +91,9 @@ json_object *store_diff(json_object *before, json_object *after);
 
 /* Current sequence of user (0 when none yet); -1 on error. */
 long long store_user_seq(PGconn *c, const char *user, char *errstr, size_t errstr_size);
+
+/* The schema's migrations (generated from daemons/todo-api/migrations). */
+extern const td_migration_t schema_migrations[];
+extern const size_t schema_migrations_count;
 
 #endif
