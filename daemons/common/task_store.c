@@ -13,10 +13,12 @@ const char STORE_TASK_COLUMNS[] =
     "t.id::text, t.user_id, t.title, t.description, t.priority, t.status, " US("t.due_at")
     ", t.timezone, array_to_json(t.tags)::text, t.rrule, t.rrule_zone, t.rrule_anchor, "
     "t.series_id::text, t.occurrence, t.version, " US("t.created_at") ", " US("t.updated_at")
-    ", " US("t.completed_at") ", te_task_reminders(t.id)::text";
+    ", " US("t.completed_at") ", te_task_reminders(t.id)::text, " US("t.series_start")
+    ", t.series_ended";
 
 enum { C_ID, C_USER, C_TITLE, C_DESC, C_PRIO, C_STATUS, C_DUE, C_TZ, C_TAGS, C_RRULE, C_RZONE,
-       C_RANCHOR, C_SERIES, C_OCC, C_VERSION, C_CREATED, C_UPDATED, C_COMPLETED, C_REMINDERS };
+       C_RANCHOR, C_SERIES, C_OCC, C_VERSION, C_CREATED, C_UPDATED, C_COMPLETED, C_REMINDERS,
+       C_SERIES_START, C_SERIES_ENDED };
 
 static void fail(char *errstr, size_t size, const char *what, const PGresult *res,
                  const PGconn *c) {
@@ -141,6 +143,8 @@ int store_task_from_row(const PGresult *res, int r, int col0, stored_task_t *st)
         bad = te_task_add_tag(t, json_object_get_string(json_object_array_get_idx(tags, i)));
     json_object_put(tags);
     st->version = atoi(V(C_VERSION));
+    st->series_start = val_time(res, r, col0 + C_SERIES_START);
+    st->series_ended = V(C_SERIES_ENDED) && strcmp(V(C_SERIES_ENDED), "t") == 0;
     st->reminders = json_tokener_parse(V(C_REMINDERS) ? V(C_REMINDERS) : "[]");
     for (size_t i = 0; !bad && st->reminders && i < json_object_array_length(st->reminders); i++) {
         json_object *rem = json_object_array_get_idx(st->reminders, i), *x;
@@ -210,6 +214,9 @@ json_object *store_task_json(const stored_task_t *st, te_time_t now) {
     for (size_t i = 0; i < sizeof TIMES / sizeof TIMES[0]; i++) store_ms_time(o, TIMES[i]);
     json_object_object_add(o, "reminders", json_object_get(st->reminders));
     json_object_object_add(o, "version", json_object_new_int(st->version));
+    json_object *rec = NULL;
+    if (json_object_object_get_ex(o, "recurrence", &rec) && json_object_is_type(rec, json_type_object))
+        json_object_object_add(rec, "ended", json_object_new_boolean(st->series_ended));
     return o;
 }
 
@@ -256,6 +263,8 @@ void store_rollback(PGconn *c) {
     "($3 || E'\\x1f' || coalesce($4, '') || E'\\x1f' || "                                     \
     "array_to_string(ARRAY(SELECT json_array_elements_text($9::json)), E'\\x1f'))"
 
+static int rrule_present(const te_task_t *t) { return te_task_rrule(t) != NULL; }
+
 int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errstr, size_t size) {
     const te_task_t *t = st->task;
     te_time_t due;
@@ -265,7 +274,8 @@ int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errst
     fmt_time(te_task_created_at(t), 1, cr_s);
     fmt_time(te_task_updated_at(t), 1, up_s);
     fmt_time(te_task_completed_at(t), te_task_completed_at(t) != 0, co_s);
-    char prio[4], occ[16], ver[16];
+    char prio[4], occ[16], ver[16], start_s[TE_TIME_STRLEN];
+    fmt_time(st->series_start, rrule_present(t) && st->series_start != 0, start_s);
     snprintf(prio, sizeof prio, "%d", (int)te_task_priority(t));
     snprintf(occ, sizeof occ, "%d", te_task_occurrence(t));
     snprintf(ver, sizeof ver, "%d", st->version);
@@ -273,20 +283,22 @@ int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errst
     for (size_t i = 0; i < te_task_tag_count(t); i++)
         json_object_array_add(tags, json_object_new_string(te_task_tag(t, i)));
     const char *rrule = te_task_rrule(t);
-    const char *v[18] = {
+    const char *v[20] = {
         te_task_id(t), te_task_user_id(t), te_task_title(t), te_task_description(t), prio,
         te_status_name(te_task_status(t)), due_s[0] ? due_s : NULL, te_task_timezone(t),
         json_object_to_json_string_ext(tags, JSON_C_TO_STRING_PLAIN),
         rrule, rrule ? te_task_recurrence_zone(t) : NULL,
         rrule ? te_task_recurrence_anchor(t) : NULL, rrule ? te_task_series_id(t) : NULL,
-        rrule ? occ : NULL, ver, cr_s, up_s, co_s[0] ? co_s : NULL};
+        rrule ? occ : NULL, ver, cr_s, up_s, co_s[0] ? co_s : NULL, start_s[0] ? start_s : NULL,
+        rrule && st->series_ended ? "true" : "false"};
     static const char ins[] =
         "INSERT INTO tasks (id, user_id, title, description, priority, status, due_at, timezone, "
         "tags, tags_lower, rrule, rrule_zone, rrule_anchor, series_id, occurrence, version, "
-        "created_at, updated_at, completed_at, search) VALUES ($1::uuid, $2, $3, $4, $5::smallint, $6, "
+        "created_at, updated_at, completed_at, search, series_start, series_ended) VALUES ($1::uuid, $2, $3, $4, $5::smallint, $6, "
         "$7::timestamptz, $8, ARRAY(SELECT json_array_elements_text($9::json)), "
         "ARRAY(SELECT te_fold(json_array_elements_text($9::json))), $10, $11, $12, $13::uuid, "
-        "$14::int, $15::int, $16::timestamptz, $17::timestamptz, $18::timestamptz, " SEARCH_EXPR ")";
+        "$14::int, $15::int, $16::timestamptz, $17::timestamptz, $18::timestamptz, " SEARCH_EXPR
+        ", $19::timestamptz, $20::boolean)";
     static const char upd[] =
         "UPDATE tasks SET title = $3, description = $4, priority = $5::smallint, status = $6, "
         "due_at = $7::timestamptz, timezone = $8, "
@@ -294,8 +306,9 @@ int store_task_write(PGconn *c, const stored_task_t *st, int insert, char *errst
         "tags_lower = ARRAY(SELECT te_fold(json_array_elements_text($9::json))), rrule = $10, "
         "rrule_zone = $11, rrule_anchor = $12, series_id = $13::uuid, occurrence = $14::int, "
         "version = $15::int, created_at = $16::timestamptz, updated_at = $17::timestamptz, "
-        "completed_at = $18::timestamptz, search = " SEARCH_EXPR " WHERE id = $1::uuid AND user_id = $2";
-    int rc = exec_or_defer(c, insert ? "insert task" : "update task", insert ? ins : upd, 18, v,
+        "completed_at = $18::timestamptz, search = " SEARCH_EXPR ", series_start = $19::timestamptz, "
+        "series_ended = $20::boolean WHERE id = $1::uuid AND user_id = $2";
+    int rc = exec_or_defer(c, insert ? "insert task" : "update task", insert ? ins : upd, 20, v,
                            errstr, size);
     json_object_put(tags);
     return rc;

@@ -34,6 +34,8 @@ extern const char STORE_TASK_COLUMNS[];
 typedef struct stored_task_s {
     te_task_t *task;
     int version;
+    te_time_t series_start; /* recurring: the series' DTSTART (0 = none) */
+    int series_ended;       /* recurring: COUNT/UNTIL reached */
     json_object *reminders; /* the reminders as shown (array), owned */
 } stored_task_t;
 

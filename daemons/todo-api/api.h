@@ -12,7 +12,7 @@
 #include "pg.h"
 #include "redis.h"
 
-typedef struct relay_s relay_t;
+#include "outbox_relay.h"
 
 /* Process-wide state: created at start, read-only while serving (the
  * objects it points to are thread-safe). */
@@ -105,13 +105,6 @@ void h_readyz(rq_t *rq, td_http_resp_t *resp);
 void h_metrics(rq_t *rq, td_http_resp_t *resp);
 void h_openapi(rq_t *rq, td_http_resp_t *resp);
 
-/* --- relay.c: the outbox relay thread ------------------------------------ */
-relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, char *errstr,
-                     size_t errstr_size);
-/* Stops claiming, waits for what was sent (bounded), stops.  NULL ok. */
-void relay_stop(relay_t *r);
-/* Kafka reachable (metadata answered recently). */
-int relay_kafka_ok(relay_t *r);
 
 
 #endif

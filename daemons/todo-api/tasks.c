@@ -100,7 +100,10 @@ void h_tasks_create(rq_t *rq, td_http_resp_t *resp) {
     te_task_set_created_at(t, rq->now);
     te_task_set_updated_at(t, rq->now);
     te_task_set_completed_at(t, te_task_status(t) == TE_STATUS_COMPLETED ? rq->now : 0);
-    if (te_task_rrule(t)) te_task_set_series(t, id, 1);
+    if (te_task_rrule(t)) {
+        te_task_set_series(t, id, 1);
+        te_task_due(t, &st.series_start); /* DTSTART: the first due date */
+    }
 
     char err[512];
     PGconn *c = api_conn(rq, resp);
@@ -203,6 +206,14 @@ int task_apply_locked(rq_t *rq, td_http_resp_t *resp, PGconn *c, stored_task_t *
     json_object_put(model_changes);
     json_object *before = store_task_json(cur, rq->now);
     stored_task_t st = {.task = t, .version = cur->version + 1};
+    /* A new or changed rule starts its series anew at the due date. */
+    const char *old_rule = te_task_rrule(cur->task), *new_rule = te_task_rrule(t);
+    if (new_rule && old_rule && strcmp(old_rule, new_rule) == 0 && cur->series_start) {
+        st.series_start = cur->series_start;
+        st.series_ended = cur->series_ended;
+    } else if (new_rule) {
+        te_task_due(t, &st.series_start);
+    }
     json_object *after = NULL, *changes = NULL;
     int rc = before ? 0 : -1;
     if (rc == 0) rc = store_task_write(c, &st, 0, err, errsize);
@@ -240,6 +251,8 @@ int task_apply_locked(rq_t *rq, td_http_resp_t *resp, PGconn *c, stored_task_t *
     json_object_put(cur->reminders);
     cur->task = t;
     cur->version = st.version;
+    cur->series_start = st.series_start;
+    cur->series_ended = st.series_ended;
     cur->reminders = st.reminders;
     *after_out = after;
     return 1;

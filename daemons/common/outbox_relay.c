@@ -25,8 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api.h"
 #include "log.h"
+#include "metrics.h"
+#include "outbox_relay.h"
+#include "pg.h"
 
 #define RELAY_LOCK "7465000002"
 #define BATCH 500

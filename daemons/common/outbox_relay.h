@@ -1,0 +1,24 @@
+/* The outbox relay: publishes the rows of the outbox table to Kafka and
+ * deletes each one only after the broker acknowledged it (see
+ * outbox_relay.c for the design).  Any daemon that writes the outbox may
+ * run one; an advisory lock keeps exactly one active across all of them.
+ *
+ * Threads: relay_start() starts its own thread; relay_kafka_ok() may be
+ * called from any thread; relay_stop() from the thread that started it. */
+#ifndef TD_OUTBOX_RELAY_H
+#define TD_OUTBOX_RELAY_H
+
+#include <stddef.h>
+#include <todoevents/kafka.h>
+
+typedef struct relay_s relay_t;
+
+/* pg_url and the Kafka conf are copied.  NULL on failure (errstr). */
+relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, char *errstr,
+                     size_t errstr_size);
+/* Stops claiming, records what Kafka acknowledged (bounded), stops.  NULL ok. */
+void relay_stop(relay_t *r);
+/* Kafka reachable (metadata answered recently) and the producer healthy. */
+int relay_kafka_ok(relay_t *r);
+
+#endif
