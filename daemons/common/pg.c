@@ -20,6 +20,17 @@ struct td_pg_pool_s {
     atomic_int up;
 };
 
+/* Server notices ("relation already exists, skipping") go to the JSON
+ * log at debug level, never as raw lines on stderr. */
+static void notice(void *arg, const char *message) {
+    (void)arg;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", message);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+    td_logf(TD_LOG_DEBUG, NULL, "postgres: %s", buf);
+}
+
 PGconn *td_pg_connect(const char *conninfo) {
     /* expand_dbname: conninfo (a URI or key=value string) is expanded in
      * place of "dbname"; the keywords after it override its values. */
@@ -28,7 +39,9 @@ PGconn *td_pg_connect(const char *conninfo) {
                                 "options",         NULL};
     const char *const vals[] = {conninfo, "5", "1", "30", "10", "3",
                                 "-c statement_timeout=30000 -c lock_timeout=10000", NULL};
-    return PQconnectdbParams(keys, vals, 1);
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c) PQsetNoticeProcessor(c, notice, NULL);
+    return c;
 }
 
 td_pg_pool_t *td_pg_pool_new(const char *conninfo, int size) {

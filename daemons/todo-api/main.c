@@ -9,53 +9,9 @@
 
 #include "api.h"
 #include "env.h"
+#include "daemon.h"
 #include "log.h"
 #include "task_store.h"
-
-static void kafka_log(void *opaque, int level, const char *facility, const char *message) {
-    (void)opaque;
-    td_log_level_t l = level <= 3 ? TD_LOG_ERROR : level == 4 ? TD_LOG_WARN : level <= 6 ? TD_LOG_INFO : TD_LOG_DEBUG;
-    if (!td_log_enabled(l)) return;
-    json_object *f = json_object_new_object();
-    json_object_object_add(f, "facility", json_object_new_string(facility));
-    td_log(l, NULL, message, f);
-}
-
-typedef struct kconf_arg_s {
-    te_conf_t *conf;
-    int bad;
-} kconf_arg_t;
-
-static void kafka_env(const char *key, const char *value, void *arg) {
-    kconf_arg_t *a = arg;
-    char err[TE_ERRSTR_SIZE];
-    if (te_conf_set(a->conf, key, value, err, sizeof err) != TE_OK) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_RDKAFKA_ setting %s: %s", key, err);
-        a->bad = 1;
-    }
-}
-
-static te_conf_t *kafka_conf(const char *brokers) {
-    te_conf_t *conf = te_conf_new();
-    if (!conf) return NULL;
-    char err[TE_ERRSTR_SIZE];
-    if (te_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err) != TE_OK) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_BROKERS: %s", err);
-        te_conf_destroy(conf);
-        return NULL;
-    }
-    te_conf_set(conf, "client.id", "todo-api", NULL, 0);
-    te_conf_set_log_cb(conf, kafka_log, NULL);
-    /* TE_RDKAFKA_<PROPERTY>: its own prefix, so that the services'
-     * TE_KAFKA_* settings (port, libs...) never reach librdkafka. */
-    kconf_arg_t a = {conf, 0};
-    td_env_each_prefixed("TE_RDKAFKA_", NULL, kafka_env, &a);
-    if (a.bad) {
-        te_conf_destroy(conf);
-        return NULL;
-    }
-    return conf;
-}
 
 static int configure_jwt(api_t *api) {
     char err[TE_ERRSTR_SIZE];
@@ -95,36 +51,11 @@ static int configure_jwt(api_t *api) {
     if (td_env_str("TE_JWT_ISSUER", NULL)) te_jwt_verifier_set_issuer(api->jwt, td_env_str("TE_JWT_ISSUER", NULL));
     if (td_env_str("TE_JWT_AUDIENCE", NULL))
         te_jwt_verifier_set_audience(api->jwt, td_env_str("TE_JWT_AUDIENCE", NULL));
-    te_jwt_verifier_set_leeway(api->jwt, (int)td_env_long("TE_JWT_LEEWAY", 30, 0, 3600, NULL));
+    te_jwt_verifier_set_leeway(api->jwt, (int)td_env_long_named("TE_JWT_LEEWAY", 30, 0, 3600, NULL));
     return 0;
 }
 
-static int migrate(const char *pg_url) {
-    td_pg_pool_t *pool = td_pg_pool_new(pg_url, 1);
-    char err[512];
-    PGconn *c = pool ? td_pg_acquire(pool, err, sizeof err) : NULL;
-    int applied = 0, rc = -1;
-    if (c) {
-        rc = td_pg_migrate(c, schema_migrations, schema_migrations_count, &applied, err, sizeof err);
-        td_pg_release(pool, c);
-    }
-    if (rc == 0) td_logf(TD_LOG_INFO, NULL, "migrations: %d applied, schema version %d", applied,
-                         schema_migrations_count ? schema_migrations[schema_migrations_count - 1].version : 0);
-    else td_logf(TD_LOG_ERROR, NULL, "migrations failed: %s", err);
-    td_pg_pool_destroy(pool);
-    return rc;
-}
 
-/* A numeric setting; a bad value is reported by name. */
-static long env_long(const char *name, long def, long min, long max, int *bad) {
-    int b = 0;
-    long v = td_env_long(name, def, min, max, &b);
-    if (b) {
-        td_logf(TD_LOG_ERROR, NULL, "%s must be an integer from %ld to %ld", name, min, max);
-        *bad = 1;
-    }
-    return v;
-}
 
 static void usage(void) {
     fprintf(stderr, "usage: todo-api [serve|migrate|version]\n"
@@ -148,7 +79,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (strcmp(cmd, "migrate") == 0) {
-        int rc = migrate(pg_url);
+        int rc = td_migrate(pg_url);
         td_metrics_shutdown();
         return rc == 0 ? 0 : 1;
     }
@@ -167,17 +98,17 @@ int main(int argc, char **argv) {
     /* Handlers mostly wait for PostgreSQL: a few per CPU keep it busy. */
     long def_threads = 4 * (ncpu > 0 ? ncpu : 1);
     if (def_threads > 32) def_threads = 32;
-    long threads = env_long("TE_API_THREADS", def_threads, 1, 256, &bad);
-    api.max_body = (size_t)env_long("TE_API_MAX_BODY", 65536, 1024, 16 << 20, &bad);
-    api.rate = (double)env_long("TE_RATE_LIMIT", 50, 0, 1000000, &bad);
-    api.burst = (double)env_long("TE_RATE_BURST", 100, 1, 1000000, &bad);
-    api.idem_ttl = (int)env_long("TE_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400, &bad);
-    api.sync_retention_days = (int)env_long("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
+    long threads = td_env_long_named("TE_API_THREADS", def_threads, 1, 256, &bad);
+    api.max_body = (size_t)td_env_long_named("TE_API_MAX_BODY", 65536, 1024, 16 << 20, &bad);
+    api.rate = (double)td_env_long_named("TE_RATE_LIMIT", 50, 0, 1000000, &bad);
+    api.burst = (double)td_env_long_named("TE_RATE_BURST", 100, 1, 1000000, &bad);
+    api.idem_ttl = (int)td_env_long_named("TE_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400, &bad);
+    api.sync_retention_days = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
     const char *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
     if (!brokers) td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_BROKERS is required");
     if (bad || !brokers || configure_jwt(&api) != 0) goto out;
-    if (!(api.kafka_conf = kafka_conf(brokers))) goto out;
-    if (td_env_bool("TE_MIGRATE", 1) && migrate(pg_url) != 0) goto out;
+    if (!(api.kafka_conf = td_kafka_conf(brokers, "todo-api"))) goto out;
+    if (td_env_bool("TE_MIGRATE", 1) && td_migrate(pg_url) != 0) goto out;
 
     static const char *const LBL[] = {"route", "method", "status", NULL};
     api.m_latency = td_histogram("te_http_request_duration_seconds", "HTTP request latency", LBL, NULL, 0);

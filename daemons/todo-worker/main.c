@@ -1,0 +1,170 @@
+/* todo-worker: consumes task.events — activity log and recurring tasks
+ * (docs/worker.md).  Configuration from the environment; /healthz,
+ * /readyz and /metrics on TE_WORKER_LISTEN; graceful shutdown on SIGTERM
+ * (the handler call in progress completes, offsets are committed). */
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "env.h"
+#include "http.h"
+#include "log.h"
+#include "outbox_relay.h"
+#include "pg.h"
+#include "worker.h"
+
+typedef struct ops_s {
+    td_pg_pool_t *pool;      /* for /readyz */
+    te_consumer_t *consumer;
+    relay_t *relay;
+} ops_t;
+
+static void respond(td_http_resp_t *resp, int status, const char *body) {
+    td_http_resp_set(resp, status, "application/json", body, strlen(body));
+}
+
+static void ops_handler(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
+    ops_t *ops = arg;
+    const char *path = td_http_path(req);
+    if (strcmp(td_http_method(req), "GET") != 0) {
+        respond(resp, 405, "{\"status\":\"method not allowed\"}");
+    } else if (strcmp(path, "/healthz") == 0) {
+        respond(resp, 200, "{\"status\":\"ok\"}");
+    } else if (strcmp(path, "/readyz") == 0) {
+        char err[256];
+        PGconn *c = td_pg_acquire(ops->pool, err, sizeof err);
+        int pg_ok = c && td_pg_exec(c, "SELECT 1", err, sizeof err) == 0;
+        if (c) td_pg_release(ops->pool, c);
+        te_consumer_stats_t st;
+        te_consumer_stats(ops->consumer, &st);
+        int assigned = st.rebalances > 0; /* partitions assigned at least once */
+        char body[160];
+        snprintf(body, sizeof body, "{\"status\":\"%s\",\"checks\":{\"postgres\":\"%s\",\"kafka\":\"%s\"}}",
+                 pg_ok && assigned ? "ready" : "not ready", pg_ok ? "ok" : "unavailable",
+                 assigned ? "assigned" : "waiting for partitions");
+        respond(resp, pg_ok && assigned ? 200 : 503, body);
+    } else if (strcmp(path, "/metrics") == 0) {
+        te_consumer_stats_t st;
+        te_consumer_stats(ops->consumer, &st);
+        static const struct {
+            const char *name, *help;
+            size_t off;
+        } C[] = {
+            {"te_consumer_received_total", "Records taken from Kafka", offsetof(te_consumer_stats_t, received)},
+            {"te_consumer_handled_total", "Records handled", offsetof(te_consumer_stats_t, handled_ok)},
+            {"te_consumer_retries_total", "Handler retries", offsetof(te_consumer_stats_t, retries)},
+            {"te_consumer_dead_lettered_total", "Records dead-lettered", offsetof(te_consumer_stats_t, dead_lettered)},
+            {"te_consumer_poison_total", "Records that were not valid CloudEvents", offsetof(te_consumer_stats_t, poison)},
+        };
+        for (size_t i = 0; i < sizeof C / sizeof C[0]; i++)
+            td_metric_set(td_counter(C[i].name, C[i].help, NULL), NULL,
+                          (double)*(const uint64_t *)((const char *)&st + C[i].off));
+        size_t len = 0;
+        char *text = td_metrics_render(&len);
+        resp->status = text ? 200 : 500;
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        resp->body = text;
+        resp->body_len = len;
+    } else {
+        respond(resp, 404, "{\"status\":\"not found\"}");
+    }
+}
+
+static void *consumer_main(void *arg) {
+    char err[TE_ERRSTR_SIZE];
+    if (te_consumer_run(arg, err, sizeof err) != TE_OK) {
+        td_logf(TD_LOG_ERROR, NULL, "consumer stopped: %s", err);
+        kill(getpid(), SIGTERM); /* let main shut the rest down */
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("todo-worker %s\n", te_version_str());
+        return 0;
+    }
+    if (argc > 2 || strcmp(cmd, "serve") != 0) {
+        fprintf(stderr, "usage: todo-worker [serve|version]\n  configuration: environment variables, see docs/worker.md\n");
+        return 2;
+    }
+    td_log_init("todo-worker");
+    const char *pg_url = td_env_str("TE_PG_URL", NULL), *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
+    if (!pg_url || !brokers) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_PG_URL and TE_KAFKA_BROKERS are required");
+        return 2;
+    }
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    worker_t w = {.pg_url = (char *)pg_url};
+    ops_t ops = {0};
+    te_conf_t *conf = NULL;
+    td_http_server_t *srv = NULL;
+    pthread_t consumer_thread;
+    int consumer_started = 0;
+    char err[TE_ERRSTR_SIZE];
+    if (td_env_bool("TE_MIGRATE", 1) && td_migrate(pg_url) != 0) goto out;
+    if (!(conf = td_kafka_conf(brokers, "todo-worker"))) goto out;
+    if (te_conf_set(conf, "group.id", td_env_str("TE_WORKER_GROUP", "todo-worker"), err, sizeof err) != TE_OK) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_WORKER_GROUP: %s", err);
+        goto out;
+    }
+    static const char *const EV_LBL[] = {"type", "result", NULL};
+    static const char *const PART_LBL[] = {"partition", NULL};
+    w.m_events = td_counter("te_worker_events_total", "Task events handled, by type and result", EV_LBL);
+    w.m_next = td_histogram("te_worker_next_occurrence_seconds",
+                            "Completion event time to the next occurrence committed", NULL, NULL, 0);
+    w.m_lag = td_gauge("te_worker_lag_seconds", "Age of the last record handled, per partition", PART_LBL);
+    static const char *const TOPICS[] = {"task.events"};
+    ops.consumer = te_consumer_new(conf, TOPICS, 1, worker_handle, &w, err, sizeof err);
+    if (!ops.consumer) {
+        td_logf(TD_LOG_ERROR, NULL, "consumer: %s", err);
+        goto out;
+    }
+    ops.pool = td_pg_pool_new(pg_url, 1);
+    if (td_env_bool("TE_OUTBOX_RELAY", 1) && !(ops.relay = relay_start(pg_url, conf, err, sizeof err))) {
+        td_logf(TD_LOG_ERROR, NULL, "outbox relay: %s", err);
+        goto out;
+    }
+    td_http_config_t hc = {.listen = td_env_str("TE_WORKER_LISTEN", "127.0.0.1:8081"),
+                           .threads = 1, .max_body = 1024, .timeout_s = 30};
+    if (!(srv = td_http_start(&hc, ops_handler, &ops, err, sizeof err))) {
+        td_logf(TD_LOG_ERROR, NULL, "%s", err);
+        goto out;
+    }
+    if (pthread_create(&consumer_thread, NULL, consumer_main, ops.consumer) != 0) goto out;
+    consumer_started = 1;
+    td_logf(TD_LOG_INFO, NULL, "todo-worker serving on %s (group %s)", hc.listen,
+            td_env_str("TE_WORKER_GROUP", "todo-worker"));
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    td_logf(TD_LOG_INFO, NULL, "signal %d: shutting down", sig);
+    status = 0;
+out:
+    if (consumer_started) {
+        te_consumer_stop(ops.consumer);
+        pthread_join(consumer_thread, NULL);
+    }
+    td_http_stop(srv);
+    te_consumer_destroy(ops.consumer);
+    relay_stop(ops.relay);
+    td_pg_pool_destroy(ops.pool);
+    if (w.conn) PQfinish(w.conn);
+    te_conf_destroy(conf);
+    if (status == 0) td_logf(TD_LOG_INFO, NULL, "stopped");
+    td_metrics_shutdown();
+    return status;
+}
