@@ -277,6 +277,18 @@ static void drain_pipe(int fd) {
 
 /* Waits for a notification, a delivery, or the timeout. */
 static void wait_for_work(relay_t *r, PGconn *c, int timeout_ms) {
+    /* A notification libpq already read (during a claim or a delete) is
+     * work now: waiting on the socket would sleep through it. */
+    if (c) {
+        PQconsumeInput(c);
+        int got = 0;
+        PGnotify *nt;
+        while ((nt = PQnotifies(c)) != NULL) {
+            PQfreemem(nt);
+            got = 1;
+        }
+        if (got) return;
+    }
     struct pollfd pf[2] = {{.fd = r->wake[0], .events = POLLIN}, {.fd = c ? PQsocket(c) : -1, .events = POLLIN}};
     poll(pf, c ? 2 : 1, timeout_ms);
     drain_pipe(r->wake[0]);
@@ -379,7 +391,7 @@ static void *relay_main(void *arg) {
         t = now_s();
         if (t >= next_backlog) {
             update_backlog(r, c);
-            next_backlog = t + 1;
+            next_backlog = t + 5;
         }
         if (t >= next_prune) {
             prune_changes(c);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uuid/uuid.h>
 
 #include "log.h"
@@ -21,15 +22,21 @@ static void new_uuid(char out[37]) {
     uuid_unparse_lower(u, out);
 }
 
-/* The handler's connection, reconnected when broken; NULL when down. */
+/* The handler's connection, reconnected when broken.  While PostgreSQL
+ * is down it keeps trying for a few seconds (the partition waits; the
+ * consumer then retries the record with back-off); NULL when still down. */
 static PGconn *conn(worker_t *w, char *err, size_t n) {
-    if (w->conn && PQstatus(w->conn) != CONNECTION_OK) PQreset(w->conn);
-    if (!w->conn) w->conn = td_pg_connect(w->pg_url);
-    if (PQstatus(w->conn) != CONNECTION_OK) {
+    for (int attempt = 0; attempt < 20 && !atomic_load(&w->stopping); attempt++) {
+        if (w->conn && PQstatus(w->conn) != CONNECTION_OK) PQreset(w->conn);
+        if (!w->conn) w->conn = td_pg_connect(w->pg_url);
+        if (PQstatus(w->conn) == CONNECTION_OK) return w->conn;
         snprintf(err, n, "postgres: %s", PQerrorMessage(w->conn));
-        return NULL;
+        size_t len = strlen(err);
+        while (len && (err[len - 1] == '\n' || err[len - 1] == '\r')) err[--len] = '\0';
+        struct timespec ts = {0, 250 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
-    return w->conn;
+    return NULL;
 }
 
 static const char *str_member(json_object *o, const char *key) {

@@ -122,6 +122,13 @@ int main(int argc, char **argv) {
         td_logf(TD_LOG_ERROR, NULL, "TE_WORKER_GROUP: %s", err);
         goto out;
     }
+    /* A failure the handler calls transient (RETRY: the database is down)
+     * is retried for about a quarter of an hour (back-off up to 10 s)
+     * before the record is dead-lettered with the reason. */
+    if (te_conf_set(conf, "te.max.attempts", "100", err, sizeof err) != TE_OK) {
+        td_logf(TD_LOG_ERROR, NULL, "te.max.attempts: %s", err);
+        goto out;
+    }
     static const char *const EV_LBL[] = {"type", "result", NULL};
     static const char *const PART_LBL[] = {"partition", NULL};
     w.m_events = td_counter("te_worker_events_total", "Task events handled, by type and result", EV_LBL);
@@ -154,6 +161,7 @@ int main(int argc, char **argv) {
     td_logf(TD_LOG_INFO, NULL, "signal %d: shutting down", sig);
     status = 0;
 out:
+    atomic_store(&w.stopping, 1);
     if (consumer_started) {
         te_consumer_stop(ops.consumer);
         pthread_join(consumer_thread, NULL);

@@ -3,6 +3,7 @@
 #define TODO_WORKER_H
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <todoevents/todoevents.h>
 
 #include "metrics.h"
@@ -13,6 +14,7 @@ typedef struct worker_s {
     td_metric_t *m_events;   /* te_worker_events_total{type,result} */
     td_metric_t *m_next;     /* te_worker_next_occurrence_seconds */
     td_metric_t *m_lag;      /* te_worker_lag_seconds{partition} */
+    atomic_int stopping;     /* set by main before stopping the consumer */
 } worker_t;
 
 /* The consumer's handler: activity entry for every task event, next

@@ -37,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("TE_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
 BUILD_DIR = os.environ.get("TE_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
 API_BIN = os.path.join(BUILD_DIR, "bin", "todo-api")
+WORKER_BIN = os.path.join(BUILD_DIR, "bin", "todo-worker")
 TODOCTL = os.path.join(BUILD_DIR, "bin", "todoctl")
 SERVICES = os.path.join(SOURCE_DIR, "scripts", "services")
 
@@ -134,6 +135,93 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class TcpProxy:
+    """A TCP forwarder on a free loopback port to target (host, port), to
+    take one client's PostgreSQL away without touching the shared server:
+    down() refuses new connections and cuts the open ones, up() listens
+    again on the same port."""
+
+    def __init__(self, target_port, target_host="127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.conns = set()
+        self.listener = None
+        self.up()
+
+    def up(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        self.listener = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                if self.listener is not listener:  # went down meanwhile
+                    client.close()
+                    upstream.close()
+                    continue
+                self.conns.update((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a, b):
+        """a -> b until either ends; then both are shut down and a (read only
+        here) closed."""
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        with self.lock:
+            self.conns.discard(a)
+        a.close()
+
+    def down(self):
+        with self.lock:
+            listener, self.listener = self.listener, None
+            conns = list(self.conns)
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
+            except OSError:
+                pass
+            listener.close()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def url(self, url):
+        """url (a postgresql:// URI) with host and port replaced by the proxy's."""
+        parts = urllib.parse.urlsplit(url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{self.port}"
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 # ---- HTTP ----------------------------------------------------------------------
@@ -305,6 +393,8 @@ class Daemon:
     """One todo-api process: its own port and database, stderr kept in a file.
     env overrides the defaults; an override of None unsets the variable."""
 
+    program = "todo-api"
+
     def __init__(self, label, db, env=None):
         self.label = label
         self.db = db
@@ -426,6 +516,94 @@ class Daemon:
         os.unlink(self.logfile.name)
 
 
+class Worker(Daemon):
+    """One todo-worker process (docs/api.md's database, its own consumer
+    group): the listen address on a free port, TE_PG_URL = the database of
+    the todo-api it serves.  Its consumer starts at the end of task.events
+    (TE_RDKAFKA_AUTO_OFFSET_RESET=latest: the topic is shared and holds old
+    records), so start() waits for /readyz (partitions assigned) before a
+    test produces anything."""
+
+    program = "todo-worker"
+
+    def __init__(self, label, db, group=None, env=None):
+        self.label = label
+        self.db = db
+        self.port = free_port()
+        self.secret = None
+        self.group = group or f"todo-worker-test-{uuid.uuid4().hex[:12]}"
+        svc = services()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TE_")}
+        self.env.update({
+            "TE_WORKER_LISTEN": f"127.0.0.1:{self.port}",
+            "TE_PG_URL": db.url,
+            "TE_KAFKA_BROKERS": svc["TE_KAFKA_BROKERS"],
+            "TE_WORKER_GROUP": self.group,
+            "TE_RDKAFKA_AUTO_OFFSET_RESET": "latest",
+            "TE_LOG_LEVEL": "debug",
+        })
+        for k, v in (env or {}).items():
+            if v is None:
+                self.env.pop(k, None)
+            else:
+                self.env[k] = str(v)
+        self.group = self.env.get("TE_WORKER_GROUP", self.group)
+        self.logfile = tempfile.NamedTemporaryFile(prefix=f"todo-worker-{label}-", suffix=".log",
+                                                   delete=False)
+        self.proc = None
+        self.ready = False
+
+    def start(self, timeout=30, ready=True):
+        """Starts the worker and waits for /healthz, then (ready) for /readyz
+        200; another port is tried when the one picked was taken."""
+        if not os.access(WORKER_BIN, os.X_OK):
+            raise RuntimeError(f"no executable {WORKER_BIN} (set TE_BUILD_DIR)")
+        status = None
+        for _ in range(3):
+            mark = self.log_size()
+            self.proc = subprocess.Popen([WORKER_BIN], env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=self.logfile, stderr=subprocess.STDOUT)
+            if self._wait_healthy(timeout):
+                self.ready = True  # running: class cleanup checks its exit
+                if not ready or self.wait_ready(timeout):
+                    return self
+                raise RuntimeError(f"todo-worker ({self.label}): no 200 from /readyz within "
+                                   f"{timeout}s (last: {self.last_readyz}); its log:\n"
+                                   f"{self.log_text()}")
+            status = self.proc.poll()
+            self.kill()
+            if "Address already in use" not in self.log_text(mark):
+                break
+            self.port = free_port()
+            self.env["TE_WORKER_LISTEN"] = f"127.0.0.1:{self.port}"
+        state = f"exited with {status}" if status is not None \
+            else f"no 200 from /healthz within {timeout}s"
+        raise RuntimeError(f"todo-worker ({self.label}) {state}; its log:\n{self.log_text()}")
+
+    last_readyz = None
+
+    def wait_ready(self, timeout=30):
+        """True once /readyz answers 200 (within timeout, while running)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                r = http_request(self.port, "GET", "/readyz", timeout=2)
+                self.last_readyz = r
+                if r.status == 200:
+                    return True
+            except OSError as e:
+                self.last_readyz = e
+            time.sleep(0.1)
+        return False
+
+    def kill_hard(self):
+        """SIGKILL (a crash): no exit status to check afterwards."""
+        self.ready = False
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+
 METRIC_LINE_RE = re.compile(
     r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$')
 LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -469,14 +647,15 @@ class EventTail:
     JSON line per record) in the background; tests pick their own user's
     records by key."""
 
-    def __init__(self, topic):
+    def __init__(self, topic, from_beginning=True):
         self.topic = topic
         self.by_key = {}  # record key -> its records, in topic order
         self.cond = threading.Condition()
         env = dict(os.environ, TE_KAFKA_BROKERS=services()["TE_KAFKA_BROKERS"])
         self.errfile = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [TODOCTL, "event", "tail", "--topic", topic, "--from-beginning",
+            [TODOCTL, "event", "tail", "--topic", topic,
+             *(["--from-beginning"] if from_beginning else []),
              "--group", f"api-test-{uuid.uuid4().hex}"],
             env=env, stdout=subprocess.PIPE, stderr=self.errfile, stdin=subprocess.DEVNULL,
             text=True)
@@ -551,6 +730,40 @@ class EventTail:
         self.reader.join(2)
 
 
+class LiveTail(EventTail):
+    """An EventTail from the end of the topic (a new group starting at
+    'latest'), for topics too long to read from the beginning.  Records
+    produced before it is positioned on a partition are not seen; once it
+    has seen a record on a partition (`partitions`), it sees every later one
+    there: produce something on each partition and wait for seen() first."""
+
+    PARTITION_RE = re.compile(r'"partition":(\d+)')
+
+    def __init__(self, topic):
+        self.partitions = set()
+        super().__init__(topic, from_beginning=False)
+
+    def _read(self):
+        decoder = json.JSONDecoder()
+        for line in self.proc.stdout:
+            try:
+                key = decoder.raw_decode(line, len('{"key":'))[0]
+            except ValueError:
+                key = None
+            m = self.PARTITION_RE.search(line)
+            with self.cond:
+                if m:
+                    self.partitions.add(int(m.group(1)))
+                self.by_key.setdefault(key, []).append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def seen(self, partition):
+        with self.cond:
+            return partition in self.partitions
+
+
 def event_data(event):
     """The event's data object ({} when there is none)."""
     data = event.get("data")
@@ -567,6 +780,64 @@ def validate_event(event):
     r = subprocess.run([TODOCTL, "event", "validate", "-"], input=json.dumps(event),
                        capture_output=True, text=True)
     return r.returncode, r.stdout + r.stderr
+
+
+@functools.lru_cache(maxsize=None)
+def kafka_libs():
+    """The directory of the Kafka jars (TE_KAFKA_LIBS, else scripts/services
+    kafka-libs), or None when there is none or no java."""
+    import shutil
+    if not shutil.which("java"):
+        return None
+    libs = os.environ.get("TE_KAFKA_LIBS")
+    if not libs:
+        r = services_command("kafka-libs", check=False)
+        lines = r.stdout.strip().splitlines()
+        libs = lines[-1].strip() if r.returncode == 0 and lines else None
+    return libs if libs and os.path.isdir(libs) else None
+
+
+def kafka_console_produce(topic, records, timeout=60):
+    """Writes raw records to topic with Kafka's ConsoleProducer (any bytes a
+    CloudEvents-aware client would refuse to send).  records: (headers dict,
+    key, value) triples, text without tabs or newlines.  Raises
+    unittest.SkipTest when the Kafka jars or java are missing."""
+    libs = kafka_libs()
+    if libs is None:
+        raise unittest.SkipTest("no java / Kafka jars for the console producer")
+    lines = []
+    for headers, key, value in records:
+        h = ",".join(f"{k}:{v}" for k, v in (headers or {}).items()) or "x-test:1"
+        for part in (h, key, value):
+            if "\t" in part or "\n" in part:
+                raise ValueError(f"no tab or newline allowed: {part!r}")
+        lines.append(f"{h}\t{key}\t{value}")
+    log4j = os.path.join(SOURCE_DIR, "infrastructure", "kafka", "tools-log4j2.properties")
+    cmd = ["java", f"-Dlog4j2.configurationFile={log4j}", "-cp", os.path.join(libs, "*"),
+           "org.apache.kafka.tools.ConsoleProducer",
+           "--bootstrap-server", services()["TE_KAFKA_BROKERS"], "--topic", topic,
+           "--producer-property", "acks=all",
+           "--property", "parse.key=true", "--property", "parse.headers=true"]
+    r = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"ConsoleProducer failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+
+
+def publish_event(event, topic, key=None, mode=None):
+    """`todoctl event publish` of one event (a dict); returns its output line
+    ('delivered topic=... partition=N offset=M ...')."""
+    cmd = [TODOCTL, "event", "publish", "--topic", topic]
+    if key is not None:
+        cmd += ["--key", key]
+    if mode:
+        cmd += ["--mode", mode]
+    env = dict(os.environ, TE_KAFKA_BROKERS=services()["TE_KAFKA_BROKERS"])
+    r = subprocess.run(cmd + ["-"], input=json.dumps(event), capture_output=True, text=True,
+                       env=env, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"todoctl event publish failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    return r.stdout.strip()
 
 
 # ---- time ----------------------------------------------------------------------
@@ -640,6 +911,17 @@ class ApiTestCase(unittest.TestCase):
         return d.start()
 
     @classmethod
+    def start_worker(cls, env=None, label=None, db=None, group=None, ready=True):
+        """A started todo-worker on db (default: the class daemon's
+        database), in consumer group group (default: a new one); waits for
+        /readyz 200 unless ready is false.  Stopped at class end like the
+        daemons (SIGTERM, exit 0 within 10 s)."""
+        w = Worker(label or cls.__name__ + "-worker", db or cls.daemon.db, group, env)
+        cls.addClassCleanup(cls.stop_daemon, w)
+        cls.daemons.append(w)
+        return w.start(ready=ready)
+
+    @classmethod
     def new_database(cls, label):
         db = Database(label)
         cls.addClassCleanup(db.drop)
@@ -654,7 +936,7 @@ class ApiTestCase(unittest.TestCase):
         rc = d.stop(sig)
         if rc != 0:
             what = "did not exit within 10 s" if rc is None else f"exited with status {rc}"
-            raise AssertionError(f"todo-api ({d.label}) {what} after {sig.name}; its log:\n"
+            raise AssertionError(f"{d.program} ({d.label}) {what} after {sig.name}; its log:\n"
                                  f"{d.log_text()}")
         d.close()
 
@@ -677,7 +959,7 @@ class ApiTestCase(unittest.TestCase):
         if result and len(result.failures) + len(result.errors) > before:
             for d, mark in marks:
                 if os.path.exists(d.logfile.name):
-                    log(f"---- todo-api ({d.label}) log during {self.id()} ----")
+                    log(f"---- {d.program} ({d.label}) log during {self.id()} ----")
                     log(d.log_text(mark, max_lines=150))
         return out
 
