@@ -27,8 +27,8 @@
 #   TE_API_THREADS              passed to todo-api (unset: its default, 4 x CPUs)
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
-. "$BENCH_DIR/../../scripts/lib.sh"
-cd "$TE_ROOT"
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/../lib.sh"
 
 CONNS=${TE_BENCH_API_CONNS:-16}
 CREATE_SECONDS=${TE_BENCH_API_SECONDS:-5}
@@ -46,104 +46,39 @@ PGB_DB=te_bench_api_pgbench   # the baseline's database (creates)
 LIST_USER=bench-list
 URL=http://$LISTEN
 
-for tool in wrk curl python3; do
-  command -v "$tool" >/dev/null || die "$tool not found (./scripts/bench api installs it)"
-done
-for b in "$BIN/todo-api" "$BIN/todoctl"; do [ -x "$b" ] || die "$b missing: build first"; done
-PG_BINDIR=${TE_PG_BIN:-$(dirname "$(printf '%s\n' /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -1)")}
-PGBENCH=$PG_BINDIR/pgbench
-PSQL=$PG_BINDIR/psql
-[ -x "$PGBENCH" ] || die "pgbench not found under /usr/lib/postgresql (scripts/services start installs postgresql)"
-scripts/services status >/dev/null || die "the services are not running: scripts/services start"
-eval "$(scripts/services env)"
-export TE_KAFKA_BROKERS TE_REDIS_URL
-ADMIN_URL=$TE_PG_URL
-BASE_URL=${TE_PG_URL%/*}
+bench_need_tools api wrk curl python3
+bench_need_bins "$BIN/todo-api" "$BIN/todoctl"
+bench_services
 API_URL_PG=$BASE_URL/$API_DB
 PGB_URL_PG=$BASE_URL/$PGB_DB
-
-rm -rf "$OUT"
-mkdir -p "$OUT"
-RESULTS=$OUT/results.jsonl
-INFO=$OUT/info.txt
-: >"$RESULTS"
-: >"$INFO"
-info() { printf '%s=%s\n' "$1" "$2" >>"$INFO"; }
-sql() { PGOPTIONS='-c client_min_messages=warning' "$PSQL" "$1" -X -q -A -t -v ON_ERROR_STOP=1 -c "$2"; }
-T0=$SECONDS
+bench_outputs
 
 # --- machine and build -------------------------------------------------------
-cache=$BIN/../CMakeCache.txt
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$cache" 2>/dev/null || true)
-sanitize=$(sed -n 's/^TE_SANITIZE[A-Z_]*:[A-Z]*=//p' "$cache" 2>/dev/null | head -1 || true)
-info cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-info cores "$(nproc)"
-info mem "$(awk '/MemTotal/ {printf "%.0f GB RAM", $2 / 1048576}' /proc/meminfo)"
-info build_type "${build_type:-?}${sanitize:+ (sanitizers: $sanitize)}"
+bench_info_machine
 info conns "$CONNS"
 info rounds "$ROUNDS"
 info create_seconds "$CREATE_SECONDS"
 info list_seconds "$LIST_SECONDS"
-info kafka "$TE_KAFKA_BROKERS"
-info loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
-case ${build_type:-} in
-  Debug | "") log "warning: build/ is a '${build_type:-unknown}' build; figures are not representative" ;;
-esac
+bench_info_start
 
 # --- databases, secret, tokens, topics ---------------------------------------
 log "api bench: fresh databases $API_DB (API) and $PGB_DB (pgbench), migrations applied"
-for db in "$API_DB" "$PGB_DB"; do
-  sql "$ADMIN_URL" "DROP DATABASE IF EXISTS $db WITH (FORCE)"
-  sql "$ADMIN_URL" "CREATE DATABASE $db"
-done
-TE_PG_URL=$API_URL_PG "$BIN"/todo-api migrate 2>>"$OUT/migrate.log"
-TE_PG_URL=$PGB_URL_PG "$BIN"/todo-api migrate 2>>"$OUT/migrate.log"
-drop_dbs() {
-  [ "$KEEP" = 1 ] && return 0
-  for db in "$API_DB" "$PGB_DB"; do sql "$ADMIN_URL" "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true; done
-}
+bench_migrated_db "$API_DB"
+bench_migrated_db "$PGB_DB"
 
-SECRET=$(od -An -tx1 -N48 /dev/urandom | tr -d ' \n')
-export TE_JWT_SECRET=$SECRET
+bench_secret
 for ((i = 1; i <= USERS; i++)); do
   "$BIN"/todoctl token --user "$(printf 'bench-user-%03d' "$i")" --ttl 3600
 done >"$OUT/tokens.txt"
 LIST_TOKEN=$("$BIN"/todoctl token --user "$LIST_USER" --ttl 3600)
-"$BIN"/todoctl topics ensure >"$OUT/topics.log" 2>&1 || die "todoctl topics ensure failed (see $OUT/topics.log)"
+bench_topics
 
 # --- the daemon ---------------------------------------------------------------
-API_PID=""
 start_api() {  # start_api DB_URL RELAY(0|1) LOG
-  if timeout 1 bash -c "exec 3<>/dev/tcp/${LISTEN%:*}/${LISTEN##*:}" 2>/dev/null; then
-    die "$LISTEN is in use; set TE_BENCH_API_LISTEN"
-  fi
-  # The real configuration, except: the per-user rate limit is raised so
-  # that the Redis round trip still happens but nothing is refused (one
-  # user lists hundreds of times a second here).
-  env -u TE_JWT_SECRET_FILE -u TE_JWT_PUBLIC_KEY_FILE -u TE_JWT_ISSUER -u TE_JWT_AUDIENCE \
-    TE_PG_URL="$1" TE_OUTBOX_RELAY="$2" TE_API_LISTEN="$LISTEN" TE_MIGRATE=0 \
-    TE_RATE_LIMIT=1000000 TE_RATE_BURST=1000000 TE_LOG_LEVEL=info \
-    "$BIN"/todo-api serve >>"$3" 2>&1 </dev/null &
-  API_PID=$!
-  local i
-  for ((i = 0; i < 150; i++)); do
-    curl -sf -o /dev/null "$URL/readyz" && return 0
-    kill -0 "$API_PID" 2>/dev/null || { tail -20 "$3" >&2; die "todo-api exited during start"; }
-    sleep 0.2
-  done
-  tail -20 "$3" >&2
-  die "todo-api not ready on $URL after 30 s"
+  bench_port_free "$LISTEN" TE_BENCH_API_LISTEN
+  bench_start_api "$1" "$2" "$LISTEN" "$3"
 }
-stop_api() {
-  [ -n "$API_PID" ] || return 0
-  kill -TERM "$API_PID" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 100; i++)); do kill -0 "$API_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$API_PID" 2>/dev/null || true
-  wait "$API_PID" 2>/dev/null || true
-  API_PID=""
-}
-trap 'stop_api; drop_dbs' EXIT
+trap 'stop_api; bench_drop_dbs "$API_DB" "$PGB_DB"' EXIT
 
 # --- the create transaction's parameters: one real create ---------------------
 # The benchmark's tasks look like bench/api/create.lua's; one is created
@@ -296,8 +231,4 @@ if grep -q -e '"msg":"kafka unreachable' -e '_ALL_BROKERS_DOWN' "$OUT/todo-api.l
   info kafka_outage "$(grep -e '"msg":"kafka unreachable' -e '_ALL_BROKERS_DOWN' -e '"msg":"kafka reachable' "$OUT/todo-api.log" \
     | sed -n 's/.*"ts":"\([^"]*\)".*"msg":"\([^"]*\)".*/\1 \2/p' | cut -c1-90 | paste -sd ';' | sed 's/;/; /g')"
 fi
-info loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg)"
-info total_seconds "$((SECONDS - T0))"
-
-python3 "$BENCH_DIR/summary.py" table "$RESULTS" "$INFO"
-log "api bench: done in $((SECONDS - T0)) s"
+bench_finish "api bench"

@@ -29,17 +29,14 @@ the time from the transaction's start.
 """
 import glob
 import json
-import math
 import os
 import re
 import sys
 
-
-def percentile(sorted_vals, p):
-    if not sorted_vals:
-        return float("nan")
-    k = max(0, min(len(sorted_vals) - 1, math.ceil(p / 100.0 * len(sorted_vals)) - 1))  # nearest rank
-    return sorted_vals[k]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import (append, grab, hist_quantile, load_info, load_raw, median,  # noqa: E402
+                      percentile, pgbench_tps, split_round, table_lines, write_summary)
+from benchlib import main as run_command  # noqa: E402
 
 
 def latency_fields(lat):
@@ -76,23 +73,15 @@ def cmd_wrk(label, wrkjson, samples, results):
     rec["measured"] = len(lat)
     rec["statuses"] = statuses
     rec["non_2xx"] = sum(n for s, n in statuses.items() if not s.startswith("2"))
-    with open(results, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")
+    append(results, rec)
 
 
 def cmd_pgbench(label, stdout, logprefix, rate, results):
     text = open(stdout, encoding="utf-8", errors="replace").read()
-
-    def grab(pattern, cast=float, default=None):
-        m = re.search(pattern, text, re.M)
-        return cast(m.group(1)) if m else default
-
-    tps = grab(r"^tps = ([0-9.]+) \(without initial connection time\)")
-    if tps is None:
-        tps = grab(r"^tps = ([0-9.]+)")
-    processed = grab(r"^number of transactions actually processed: (\d+)", int, 0)
-    failed = grab(r"^number of failed transactions: (\d+)", int, 0)
-    duration = grab(r"^duration: (\d+) s", float, 0.0)
+    tps = pgbench_tps(text)
+    processed = grab(text, r"^number of transactions actually processed: (\d+)", int, 0)
+    failed = grab(text, r"^number of failed transactions: (\d+)", int, 0)
+    duration = grab(text, r"^duration: (\d+) s", float, 0.0)
     lat = []
     rate = float(rate or 0)
     for path in sorted(glob.glob(logprefix + ".*")):
@@ -113,8 +102,7 @@ def cmd_pgbench(label, stdout, logprefix, rate, results):
         "measured": len(lat),
     }
     rec.update(latency_fields(lat))
-    with open(results, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")
+    append(results, rec)
     print(json.dumps(rec))
 
 
@@ -134,55 +122,16 @@ def histogram(path, route, method):
     return buckets
 
 
-def hist_quantile(q, buckets):
-    """buckets: upper bound -> cumulative count (as Prometheus)."""
-    bounds = sorted(buckets)
-    if not bounds or buckets[bounds[-1]] <= 0:
-        return None
-    rank = q * buckets[bounds[-1]]
-    prev_b, prev_c = 0.0, 0.0
-    for b in bounds:
-        c = buckets[b]
-        if c >= rank:
-            if b == float("inf"):
-                return prev_b
-            if c == prev_c:
-                return b
-            return prev_b + (b - prev_b) * (rank - prev_c) / (c - prev_c)
-        prev_b, prev_c = b, c
-    return prev_b
-
-
 def cmd_server(label, before, after, route, method, results):
     a, b = histogram(before, route, method), histogram(after, route, method)
     d = {k: v - a.get(k, 0.0) for k, v in b.items()}
-    name, _, rnd = label.rpartition(".")
-    if not name or not rnd.isdigit():
-        name, rnd = label, ""
+    name, rnd = split_round(label)
     rec = {"label": f"{name}_srv" + (f".{rnd}" if rnd else ""),
            "requests": int(d.get(float("inf"), 0))}
     for key, q in (("lat_p50_ms", 0.5), ("lat_p90_ms", 0.9), ("lat_p99_ms", 0.99)):
         v = hist_quantile(q, d)
         rec[key] = round(v * 1000.0, 3) if v is not None else None
-    with open(results, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")
-
-
-def load_raw(path):
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("{"):
-                rec = json.loads(line)
-                out[rec["label"]] = rec
-    return out
-
-
-def median(vals):
-    vals = sorted(vals)
-    n = len(vals)
-    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2.0
+    append(results, rec)
 
 
 def load_results(path):
@@ -190,9 +139,7 @@ def load_results(path):
     figure the median of the rounds (error counts summed)."""
     groups = {}
     for label, rec in load_raw(path).items():
-        base, _, rnd = label.rpartition(".")
-        if not base or not rnd.isdigit():
-            base = label
+        base = split_round(label)[0]
         groups.setdefault(base, []).append(rec)
     out = {}
     for base, recs in groups.items():
@@ -212,16 +159,6 @@ def load_results(path):
                 merged[k] = median(vals)
         out[base] = merged
     return out
-
-
-def load_info(path):
-    info = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.rstrip("\n").split("=", 1)
-                info[k] = v
-    return info
 
 
 def ms(v):
@@ -286,12 +223,6 @@ def cmd_table(results_path, info_path):
                          "", "", ""])
 
     headers = ["metric", "API", "baseline", "API/baseline", "target", "met"]
-    widths = [max(len(str(x[i])) for x in rows + [headers]) for i in range(len(headers))]
-
-    def fmt(row):
-        return "  ".join(str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i])
-                         for i, c in enumerate(row)).rstrip()
-
     lines = []
     lines.append("API benchmark: todo-api vs the same SQL through pgbench (baseline), same run")
     threads = info.get("threads", "?")
@@ -310,10 +241,7 @@ def cmd_table(results_path, info_path):
                  f"{info.get('payload_task_bytes', '?')} B + sync.events "
                  f"{info.get('payload_sync_bytes', '?')} B")
     lines.append("")
-    lines.append(fmt(headers))
-    lines.append(fmt(["-" * w for w in widths]))
-    for row in rows:
-        lines.append(fmt(row))
+    lines.extend(table_lines(headers, rows))
     lines.append("")
     # Health of the runs.
     problems = []
@@ -332,28 +260,18 @@ def cmd_table(results_path, info_path):
             spread.append(f"{base} {'/'.join(f'{x:.0f}' for x in rr)}")
     if spread:
         lines.append("throughput of each round (the noise of this machine): " + ", ".join(spread))
-    for k, text in (("http_status_counts", "API answers by status (from /metrics)"),
-                    ("outbox_backlog_after_create", "outbox rows waiting right after the create run"),
-                    ("outbox_drain_seconds", "seconds until the relay had published them all"),
-                    ("kafka_published", "events the relay published to Kafka"),
-                    ("log_warn_error", "todo-api log lines at warn/error level"),
-                    ("kafka_outage", "WARNING: Kafka was unreachable during the run (figures disturbed)"),
-                    ("tasks_created", "tasks in the API's database after the create runs"),
-                    ("list_matches", "matches of the list / the search among the user's tasks"),
-                    ("loadavg_before", "load average before the run"),
-                    ("loadavg_after", "load average after the run"),
-                    ("total_seconds", "benchmark time (s)")):
-        if k in info:
-            lines.append(f"{text}: {info[k]}")
-    lines.append(f"raw outputs: {os.path.dirname(os.path.abspath(results_path))}/")
-    text = "\n".join(lines)
-    print(text)
-    outdir = os.path.dirname(os.path.abspath(results_path))
-    with open(os.path.join(outdir, "summary.txt"), "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    with open(os.path.join(outdir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump({"info": info, "results": r,
-                   "table": [dict(zip(headers, row)) for row in rows]}, f, indent=2)
+    notes = (("http_status_counts", "API answers by status (from /metrics)"),
+             ("outbox_backlog_after_create", "outbox rows waiting right after the create run"),
+             ("outbox_drain_seconds", "seconds until the relay had published them all"),
+             ("kafka_published", "events the relay published to Kafka"),
+             ("log_warn_error", "todo-api log lines at warn/error level"),
+             ("kafka_outage", "WARNING: Kafka was unreachable during the run (figures disturbed)"),
+             ("tasks_created", "tasks in the API's database after the create runs"),
+             ("list_matches", "matches of the list / the search among the user's tasks"),
+             ("loadavg_before", "load average before the run"),
+             ("loadavg_after", "load average after the run"),
+             ("total_seconds", "benchmark time (s)"))
+    write_summary(results_path, lines, info, r, headers, rows, notes)
 
 
 def cmd_brief(results, label):
@@ -387,22 +305,10 @@ def cmd_totals(path):
 
 
 def main(argv):
-    if len(argv) >= 2 and argv[1] == "pgbench" and len(argv) == 7:
-        cmd_pgbench(*argv[2:])
-    elif len(argv) == 6 and argv[1] == "wrk":
-        cmd_wrk(*argv[2:])
-    elif len(argv) == 8 and argv[1] == "server":
-        cmd_server(*argv[2:])
-    elif len(argv) == 4 and argv[1] in ("brief", "rps"):
-        (cmd_brief if argv[1] == "brief" else cmd_rps)(argv[2], argv[3])
-    elif len(argv) == 3 and argv[1] == "totals":
-        cmd_totals(argv[2])
-    elif len(argv) == 4 and argv[1] == "table":
-        cmd_table(argv[2], argv[3])
-    else:
-        sys.stderr.write(__doc__)
-        return 2
-    return 0
+    return run_command(argv, __doc__, {
+        "pgbench": (5, cmd_pgbench), "wrk": (4, cmd_wrk), "server": (6, cmd_server),
+        "brief": (2, cmd_brief), "rps": (2, cmd_rps), "totals": (1, cmd_totals),
+        "table": (2, cmd_table)})
 
 
 if __name__ == "__main__":

@@ -25,10 +25,15 @@ the worker's log.
 import datetime
 import http.client
 import json
+import os
 import sys
 import threading
 import time
 import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import main as run_command  # noqa: E402
+from benchlib import percentile  # noqa: E402
 
 
 def conn_for(url):
@@ -90,14 +95,6 @@ def cmd_create(url, tokens_path, k, tasks_path):
                                   "due": task.get("due_date"), "occurrence": rec.get("occurrence")}) + "\n")
             n += 1
     print(json.dumps({"created": n, "due": due}))
-
-
-def percentile(vals, p):
-    vals = sorted(vals)
-    if not vals:
-        return None
-    k = max(0, min(len(vals) - 1, -(-len(vals) * p // 100) - 1))  # nearest rank
-    return vals[int(k)]
 
 
 def cmd_complete(url, tokens_path, tasks_path, rate, poll_ms, samples_path):
@@ -230,14 +227,7 @@ def cmd_complete(url, tokens_path, tasks_path, rate, poll_ms, samples_path):
 
 
 def main(argv):
-    if len(argv) == 6 and argv[1] == "create":
-        cmd_create(*argv[2:])
-    elif len(argv) == 8 and argv[1] == "complete":
-        cmd_complete(*argv[2:])
-    else:
-        sys.stderr.write(__doc__)
-        return 2
-    return 0
+    return run_command(argv, __doc__, {"create": (4, cmd_create), "complete": (6, cmd_complete)})
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@
 #   TE_BENCH_WORKER_BIN          directory of todo-worker, todo-api, todoctl    build/bin
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
-. "$BENCH_DIR/../../scripts/lib.sh"
-cd "$TE_ROOT"
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/../lib.sh"
 
 EVENTS=${TE_BENCH_WORKER_EVENTS:-50000}
 USERS=${TE_BENCH_WORKER_USERS:-100}
@@ -63,44 +63,19 @@ WURL=http://$LISTEN
 AURL=http://$API_LISTEN
 RUN_ID=$(date +%s)-$$
 
-for tool in curl python3 cc pkg-config; do
-  command -v "$tool" >/dev/null || die "$tool not found (./scripts/bench worker installs it)"
-done
-for b in "$BIN/todo-worker" "$BIN/todo-api" "$BIN/todoctl"; do [ -x "$b" ] || die "$b missing: build first"; done
+bench_need_tools worker curl python3 cc pkg-config
+bench_need_bins "$BIN/todo-worker" "$BIN/todo-api" "$BIN/todoctl"
 LIBDIR=$(cd "$BIN/../lib" && pwd)
 [ -f "$LIBDIR/libtodoevents.so" ] || die "$LIBDIR/libtodoevents.so missing: build first"
-PG_BINDIR=${TE_PG_BIN:-$(dirname "$(printf '%s\n' /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -1)")}
-PGBENCH=$PG_BINDIR/pgbench
-PSQL=$PG_BINDIR/psql
-[ -x "$PGBENCH" ] || die "pgbench not found under /usr/lib/postgresql (scripts/services start installs postgresql)"
-scripts/services status >/dev/null || die "the services are not running: scripts/services start"
-eval "$(scripts/services env)"
-export TE_KAFKA_BROKERS TE_REDIS_URL
-ADMIN_URL=$TE_PG_URL
-BASE_URL=${TE_PG_URL%/*}
+bench_services
 W_URL_PG=$BASE_URL/$WDB
 PGB_URL_PG=$BASE_URL/$PGB_DB
-
-rm -rf "$OUT"
-mkdir -p "$OUT"
-RESULTS=$OUT/results.jsonl
-INFO=$OUT/info.txt
-: >"$RESULTS"
-: >"$INFO"
-info() { printf '%s=%s\n' "$1" "$2" >>"$INFO"; }
-sql() { PGOPTIONS='-c client_min_messages=warning' "$PSQL" "$1" -X -q -A -t -v ON_ERROR_STOP=1 -c "$2"; }
+bench_outputs
 now() { date +%s.%N; }
 SUMMARY=(python3 "$BENCH_DIR/summary.py")
-T0=$SECONDS
 
 # --- machine and build -------------------------------------------------------
-cache=$BIN/../CMakeCache.txt
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$cache" 2>/dev/null || true)
-sanitize=$(sed -n 's/^TE_SANITIZE[A-Z_]*:[A-Z]*=//p' "$cache" 2>/dev/null | head -1 || true)
-info cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
-info cores "$(nproc)"
-info mem "$(awk '/MemTotal/ {printf "%.0f GB RAM", $2 / 1048576}' /proc/meminfo)"
-info build_type "${build_type:-?}${sanitize:+ (sanitizers: $sanitize)}"
+bench_info_machine
 info events "$EVENTS"
 info users "$USERS"
 info rounds "$ROUNDS"
@@ -109,11 +84,7 @@ info tasks "$TASKS"
 info rate "$RATE"
 info poll_ms "$POLL_MS"
 info relay "$RELAY"
-info kafka "$TE_KAFKA_BROKERS"
-info loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg)"
-case ${build_type:-} in
-  Debug | "") log "warning: build/ is a '${build_type:-unknown}' build; figures are not representative" ;;
-esac
+bench_info_start
 
 # --- the Kafka helper (bench/worker/wbench.c, built here, not by CMake) -------
 WB=$OUT/wbench
@@ -122,15 +93,13 @@ cc -O2 -std=c11 -Wall -Wextra -I"$TE_ROOT/libtodoevents/include" $(pkg-config --
   "$BENCH_DIR/wbench.c" -o "$WB" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -ltodoevents \
   $(pkg-config --libs rdkafka json-c uuid) 2>"$OUT/wbench-build.log" \
   || { cat "$OUT/wbench-build.log" >&2; die "building bench/worker/wbench.c failed"; }
-"$BIN"/todoctl topics ensure >"$OUT/topics.log" 2>&1 || die "todoctl topics ensure failed (see $OUT/topics.log)"
+bench_topics
 
 # --- the daemons ----------------------------------------------------------------
-port_busy() { timeout 1 bash -c "exec 3<>/dev/tcp/${1%:*}/${1##*:}" 2>/dev/null; }
 WORKER_PID=""
-API_PID=""
 REC_PID=""
 start_worker() {  # start_worker GROUP LOG RELAY
-  port_busy "$LISTEN" && die "$LISTEN is in use; set TE_BENCH_WORKER_LISTEN"
+  bench_port_free "$LISTEN" TE_BENCH_WORKER_LISTEN
   # The real configuration (relay on, migrations at start), in a new group
   # whose offsets were committed beforehand; earliest is the library's
   # default anyway and only matters for a partition without a commit.
@@ -139,25 +108,8 @@ start_worker() {  # start_worker GROUP LOG RELAY
     "$BIN"/todo-worker serve >>"$2" 2>&1 </dev/null &
   WORKER_PID=$!
 }
-stop_pid() {  # stop_pid PID
-  [ -n "$1" ] || return 0
-  kill -TERM "$1" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 150; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-stop_worker() { stop_pid "$WORKER_PID"; WORKER_PID=""; }
-stop_api() { stop_pid "$API_PID"; API_PID=""; }
-drop_dbs() {
-  [ "$KEEP" = 1 ] && return 0
-  for db in "$WDB" "$PGB_DB"; do sql "$ADMIN_URL" "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true; done
-}
-trap 'stop_pid "$REC_PID"; stop_api; stop_worker; drop_dbs' EXIT
-fresh_db() {
-  sql "$ADMIN_URL" "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
-  sql "$ADMIN_URL" "CREATE DATABASE $1"
-}
+stop_worker() { bench_stop_pid "$WORKER_PID"; WORKER_PID=""; }
+trap 'bench_stop_pid "$REC_PID"; stop_api; stop_worker; bench_drop_dbs "$WDB" "$PGB_DB"' EXIT
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }  # utime + stime
 machine_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }  # busy total
 
@@ -211,7 +163,7 @@ outbox_rows() { sql "$W_URL_PG" "SELECT count(*) FROM outbox" 2>/dev/null || ech
 
 run_worker() {  # run_worker ROUND LAST(0|1)
   local r=$1 last=$2 g n=0 t_spawn s_spawn t_seen wt1 m0 m1 left t_drain
-  fresh_db "$WDB"
+  bench_fresh_db "$WDB"
   g=$(new_group "worker-$r")
   read -r -a m0 <<<"$(machine_ticks)"
   t_spawn=$(now)
@@ -250,8 +202,7 @@ run_worker() {  # run_worker ROUND LAST(0|1)
 # of the first worker round, its activity.recorded event built by todoctl
 # exactly as the worker builds it (same library calls).
 prepare_pgbench() {
-  fresh_db "$PGB_DB"
-  TE_PG_URL=$PGB_URL_PG "$BIN"/todo-api migrate 2>>"$OUT/migrate.log" || die "migration of $PGB_DB failed"
+  bench_migrated_db "$PGB_DB"
   local row
   row=$(sql "$W_URL_PG" "SELECT json_build_object('activity_id', activity_id, 'user_id', user_id,
            'event_id', event_id, 'event_type', event_type, 'entity_type', entity_type,
@@ -289,30 +240,19 @@ done
 
 # --- (b) completion -> next occurrence visible -----------------------------------
 log "worker bench (b): todo-api on the worker's database, $TASKS recurring tasks completed at $RATE/s"
-SECRET=$(od -An -tx1 -N48 /dev/urandom | tr -d ' \n')
-export TE_JWT_SECRET=$SECRET
+bench_secret
 for ((i = 1; i <= TASKS; i++)); do
   u=$(printf '%s-%03d' "$REC_PREFIX" "$i")
   printf '%s %s\n' "$u" "$("$BIN"/todoctl token --user "$u" --ttl 3600)"
 done >"$OUT/tokens.txt"
-port_busy "$API_LISTEN" && die "$API_LISTEN is in use; set TE_BENCH_WORKER_API_LISTEN"
+bench_port_free "$API_LISTEN" TE_BENCH_WORKER_API_LISTEN
 if [ "$RELAY" = 0 ]; then
   # todo-api's relay would publish (a)'s activity events now: drop them
   info unpublished_activity_events_dropped "$(sql "$W_URL_PG" "WITH d AS (DELETE FROM outbox WHERE topic = 'activity.log' RETURNING 1) SELECT count(*) FROM d")"
 fi
 # As bench/api/run.sh starts it: relay on, the per-user rate limit raised
 # (the poller asks for the same user's list every few ms).
-env -u TE_JWT_SECRET_FILE -u TE_JWT_PUBLIC_KEY_FILE -u TE_JWT_ISSUER -u TE_JWT_AUDIENCE \
-  TE_PG_URL="$W_URL_PG" TE_OUTBOX_RELAY=1 TE_API_LISTEN="$API_LISTEN" TE_MIGRATE=0 \
-  TE_RATE_LIMIT=1000000 TE_RATE_BURST=1000000 TE_LOG_LEVEL=info \
-  "$BIN"/todo-api serve >>"$OUT/todo-api.log" 2>&1 </dev/null &
-API_PID=$!
-for ((i = 0; i < 150; i++)); do
-  curl -sf -o /dev/null "$AURL/readyz" && break
-  kill -0 "$API_PID" 2>/dev/null || { tail -20 "$OUT/todo-api.log" >&2; die "todo-api exited during start"; }
-  sleep 0.2
-done
-curl -sf -o /dev/null "$AURL/readyz" || die "todo-api not ready on $AURL after 30 s"
+bench_start_api "$W_URL_PG" 1 "$API_LISTEN" "$OUT/todo-api.log"
 python3 "$BENCH_DIR/recur.py" create "$AURL" "$OUT/tokens.txt" "$TASKS" "$OUT/rec-tasks.jsonl" >"$OUT/rec-create.json" \
   || die "creating the recurring tasks failed"
 # Let the worker record the creations first, so that the completions do
@@ -339,7 +279,7 @@ logged() { grep -c '"msg":"next occurrence created for task' "$OUT/todo-worker.$
 while [ "$(logged)" -lt "$TASKS" ] && [ $((SECONDS - t_wait)) -lt 10 ]; do sleep 0.2; done
 curl -s "$WURL/metrics" >"$OUT/metrics-worker-b.txt" || true
 curl -s "$AURL/metrics" >"$OUT/metrics-api-b.txt" || true
-stop_pid "$REC_PID"
+bench_stop_pid "$REC_PID"
 "${SUMMARY[@]}" recur "$OUT/rec-complete.json" "$OUT/rec-samples.jsonl" "$OUT/todo-worker.$ROUNDS.log" \
   "$OUT/rec-records.txt" "$OUT/metrics-worker-b.before.txt" "$OUT/metrics-worker-b.txt" "$RESULTS"
 info rec_next_in_db "$(sql "$W_URL_PG" "SELECT count(*) FROM tasks WHERE user_id LIKE '$REC_PREFIX-%' AND occurrence = 2 AND status = 'pending'") of $TASKS"
@@ -353,8 +293,4 @@ if cat "$OUT"/todo-worker.*.log "$OUT/todo-api.log" | grep -q -e '"msg":"kafka u
   info kafka_outage "$(cat "$OUT"/todo-worker.*.log "$OUT/todo-api.log" | grep -e '"msg":"kafka unreachable' -e '_ALL_BROKERS_DOWN' \
     | sed -n 's/.*"ts":"\([^"]*\)".*"msg":"\([^"]*\)".*/\1 \2/p' | cut -c1-90 | head -5 | paste -sd ';' | sed 's/;/; /g')"
 fi
-info loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg)"
-info total_seconds "$((SECONDS - T0))"
-
-"${SUMMARY[@]}" table "$RESULTS" "$INFO"
-log "worker bench: done in $((SECONDS - T0)) s"
+bench_finish "worker bench"

@@ -20,52 +20,14 @@
 """
 import datetime
 import json
-import math
 import os
 import re
 import sys
 
-
-def percentile(vals, p):
-    vals = sorted(v for v in vals if v is not None)
-    if not vals:
-        return None
-    k = max(0, min(len(vals) - 1, math.ceil(p / 100.0 * len(vals)) - 1))  # nearest rank
-    return vals[k]
-
-
-def median(vals):
-    vals = sorted(v for v in vals if v is not None)
-    n = len(vals)
-    if not n:
-        return None
-    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2.0
-
-
-def append(results, rec):
-    with open(results, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")
-
-
-def load_raw(path):
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("{"):
-                rec = json.loads(line)
-                out[rec["label"]] = rec
-    return out
-
-
-def load_info(path):
-    info = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.rstrip("\n").split("=", 1)
-                info[k] = v
-    return info
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchlib import (append, grab, hist_quantile, load_info, load_raw, median,  # noqa: E402
+                      percentile, pgbench_tps, split_round, table_lines, write_summary)
+from benchlib import main as run_command  # noqa: E402
 
 
 def metric_values(path, name):
@@ -93,26 +55,6 @@ def histogram(path, name):
     total = sum(metric_values(path, name + "_sum").values())
     count = sum(metric_values(path, name + "_count").values())
     return buckets, total, count
-
-
-def hist_quantile(q, buckets):
-    """buckets: upper bound -> cumulative count; linear inside the bucket
-    (Prometheus' histogram_quantile)."""
-    bounds = sorted(buckets)
-    if not bounds or buckets[bounds[-1]] <= 0:
-        return None
-    rank = q * buckets[bounds[-1]]
-    prev_b, prev_c = 0.0, 0.0
-    for b in bounds:
-        c = buckets[b]
-        if c >= rank:
-            if b == float("inf"):
-                return prev_b
-            if c == prev_c:
-                return b
-            return prev_b + (b - prev_b) * (rank - prev_c) / (c - prev_c)
-        prev_b, prev_c = b, c
-    return prev_b
 
 
 # --- commands -------------------------------------------------------------------
@@ -166,16 +108,10 @@ def cmd_worker(label, activity, t_spawn, t_seen, cpu_ticks, clk_tck, m0, m1, out
 
 def cmd_pgbench(label, stdout, results):
     text = open(stdout, encoding="utf-8", errors="replace").read()
-
-    def grab(pattern, cast=float):
-        m = re.search(pattern, text, re.M)
-        return cast(m.group(1)) if m else None
-
-    tps = grab(r"^tps = ([0-9.]+) \(without initial connection time\)") or grab(r"^tps = ([0-9.]+)")
-    rec = {"label": label, "kind": "pgbench", "steady_rate": tps,
-           "records": grab(r"^number of transactions actually processed: (\d+)", int),
-           "failed": grab(r"^number of failed transactions: (\d+)", int) or 0,
-           "lat_avg_ms": grab(r"^latency average = ([0-9.]+) ms")}
+    rec = {"label": label, "kind": "pgbench", "steady_rate": pgbench_tps(text),
+           "records": grab(text, r"^number of transactions actually processed: (\d+)", int),
+           "failed": grab(text, r"^number of failed transactions: (\d+)", int) or 0,
+           "lat_avg_ms": grab(text, r"^latency average = ([0-9.]+) ms")}
     append(results, rec)
 
 
@@ -292,8 +228,8 @@ def cmd_table(results_path, info_path):
     info = load_info(info_path)
     groups = {}
     for label, rec in raw.items():
-        base, _, rnd = label.rpartition(".")
-        if base and rnd.isdigit():
+        base, rnd = split_round(label)
+        if rnd:
             groups.setdefault(base, []).append(rec)
 
     def med(base, key):
@@ -351,12 +287,6 @@ def cmd_table(results_path, info_path):
                  f"{ms(rec.get('complete_p50_ms'))} / {ms(rec.get('complete_p99_ms'))}", "", "", "", ""])
 
     headers = ["metric", "todo-worker", "baseline", "worker/baseline", "target", "met"]
-    widths = [max(len(str(x[i])) for x in rows + [headers]) for i in range(len(headers))]
-
-    def fmt(row):
-        return "  ".join(str(c).ljust(widths[i]) if i == 0 else str(c).rjust(widths[i])
-                         for i, c in enumerate(row)).rstrip()
-
     prod = json.loads(info.get("produce", "{}") or "{}")
     lines = ["Worker benchmark: todo-worker vs bare consumers of the same records, and the worker's SQL "
              "through pgbench (baselines), same run",
@@ -376,10 +306,7 @@ def cmd_table(results_path, info_path):
              f"user's GET /api/tasks?status=pending answers the next occurrence (polled every "
              f"{info.get('poll_ms', '?')} ms, time of the answer)",
              ""]
-    lines.append(fmt(headers))
-    lines.append(fmt(["-" * x for x in widths]))
-    for row in rows:
-        lines.append(fmt(row))
+    lines.extend(table_lines(headers, rows))
     lines.append("")
     # Health and per-round figures.
     problems = []
@@ -446,28 +373,18 @@ def cmd_table(results_path, info_path):
         lines.append(f"(b) te_worker_next_occurrence_seconds over the completions: count {rec.get('hist_count')}, "
                      f"mean {ms(rec.get('hist_mean_ms'))}, cumulative buckets (s): " +
                      " ".join(f"{k2}:{v}" for k2, v in hb.items()))
-    for key, text in (("others_settle", "(a) wait for the other consumers of task.events to read the range"),
-                      ("relay", "(a) todo-worker's outbox relay (TE_OUTBOX_RELAY)"),
-                      ("unpublished_activity_events_dropped", "(a) activity events left unpublished (relay off) and deleted before (b)"),
-                      ("rec_created_recorded_seconds", "(b) seconds until the creations were in the activity log"),
-                      ("rec_next_in_db", "(b) next occurrences in the database"),
-                      ("relay_active", "(b) outbox relay active (te_outbox_relay_active)"),
-                      ("log_warn_error", "daemon log lines at warn/error level"),
-                      ("kafka_outage", "WARNING: Kafka was unreachable during the run (figures disturbed)"),
-                      ("loadavg_before", "load average before the run"),
-                      ("loadavg_after", "load average after the run"),
-                      ("total_seconds", "benchmark time (s)")):
-        if key in info:
-            lines.append(f"{text}: {info[key]}")
-    outdir = os.path.dirname(os.path.abspath(results_path))
-    lines.append(f"raw outputs: {outdir}/")
-    text = "\n".join(lines)
-    print(text)
-    with open(os.path.join(outdir, "summary.txt"), "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    with open(os.path.join(outdir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump({"info": info, "results": raw,
-                   "table": [dict(zip(headers, row)) for row in rows]}, f, indent=2)
+    notes = (("others_settle", "(a) wait for the other consumers of task.events to read the range"),
+             ("relay", "(a) todo-worker's outbox relay (TE_OUTBOX_RELAY)"),
+             ("unpublished_activity_events_dropped", "(a) activity events left unpublished (relay off) and deleted before (b)"),
+             ("rec_created_recorded_seconds", "(b) seconds until the creations were in the activity log"),
+             ("rec_next_in_db", "(b) next occurrences in the database"),
+             ("relay_active", "(b) outbox relay active (te_outbox_relay_active)"),
+             ("log_warn_error", "daemon log lines at warn/error level"),
+             ("kafka_outage", "WARNING: Kafka was unreachable during the run (figures disturbed)"),
+             ("loadavg_before", "load average before the run"),
+             ("loadavg_after", "load average after the run"),
+             ("total_seconds", "benchmark time (s)"))
+    write_summary(results_path, lines, info, raw, headers, rows, notes)
 
 
 def rounds_f(groups, base, key, digits):
@@ -475,13 +392,9 @@ def rounds_f(groups, base, key, digits):
 
 
 def main(argv):
-    cmds = {"tag": (3, cmd_tag), "worker": (15, cmd_worker), "pgbench": (4, cmd_pgbench),
-            "recur": (8, cmd_recur), "brief": (3, cmd_brief), "table": (3, cmd_table)}
-    if len(argv) >= 2 and argv[1] in cmds and len(argv) - 1 == cmds[argv[1]][0]:
-        cmds[argv[1]][1](*argv[2:])
-        return 0
-    sys.stderr.write(__doc__)
-    return 2
+    return run_command(argv, __doc__, {
+        "tag": (2, cmd_tag), "worker": (14, cmd_worker), "pgbench": (3, cmd_pgbench),
+        "recur": (7, cmd_recur), "brief": (2, cmd_brief), "table": (2, cmd_table)})
 
 
 if __name__ == "__main__":

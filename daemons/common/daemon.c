@@ -2,6 +2,8 @@
 #include "daemon.h"
 
 #include <json-c/json.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,4 +82,12 @@ long td_env_long_named(const char *name, long def, long min, long max, int *bad)
         *bad = 1;
     }
     return v;
+}
+
+void td_block_signals(sigset_t *sigs) {
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGTERM);
+    sigaddset(sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }

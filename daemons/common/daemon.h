@@ -4,6 +4,7 @@
 #ifndef TD_DAEMON_H
 #define TD_DAEMON_H
 
+#include <signal.h>
 #include <todoevents/kafka.h>
 
 /* bootstrap.servers = brokers, client.id, librdkafka's log into the JSON
@@ -17,5 +18,10 @@ int td_migrate(const char *pg_url);
 /* An integer setting in [min, max]; a bad value is logged by name and
  * sets *bad. */
 long td_env_long_named(const char *name, long def, long min, long max, int *bad);
+
+/* Blocks SIGTERM and SIGINT (every thread started afterwards inherits the
+ * mask; the main thread takes them with sigwait(sigs)) and ignores
+ * SIGPIPE. */
+void td_block_signals(sigset_t *sigs);
 
 #endif

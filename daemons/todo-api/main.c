@@ -84,13 +84,8 @@ int main(int argc, char **argv) {
         return rc == 0 ? 0 : 1;
     }
 
-    /* Signals are taken by sigwait() below; every thread inherits the mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    sigset_t sigs; /* taken by sigwait() below */
+    td_block_signals(&sigs);
 
     api_t api = {0};
     int bad = 0, status = 1;

@@ -46,6 +46,16 @@ static const char *str_member(json_object *o, const char *key) {
                : NULL;
 }
 
+/* Runs a statement: 1 when it returned a row, 0 none, -1 error (err). */
+static int any_row(PGconn *c, const char *what, const char *sql, int nparams,
+                   const char *const *v, char *err, size_t n) {
+    PGresult *res = PQexecParams(c, sql, nparams, NULL, v, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) > 0 : -1;
+    if (rc < 0) snprintf(err, n, "%s: %s", what, PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
 /* What the activity entry keeps of the event. */
 static json_object *details_of(json_object *data) {
     json_object *d = json_object_new_object(), *task = NULL, *changes = NULL;
@@ -114,17 +124,14 @@ static int record_activity(PGconn *c, const te_event_t *ev, json_object *data, c
     const char *v[8] = {te_event_id(ev), user, te_event_type(ev), task_id, occurred,
                         json_object_to_json_string_ext(details, JSON_C_TO_STRING_PLAIN),
                         activity_id, payload};
-    PGresult *res = PQexecParams(
-        c,
-        "WITH a AS (INSERT INTO activity (event_id, user_id, event_type, entity_type, entity_id, "
-        "                                 occurred_at, details, activity_id) "
-        "           VALUES ($1, $2, $3, 'task', $4, $5::timestamptz, $6::jsonb, $7::uuid) "
-        "           ON CONFLICT (event_id) DO NOTHING RETURNING 1) "
-        "INSERT INTO outbox (topic, key, payload) SELECT 'activity.log', $2, $8 FROM a RETURNING 1",
-        8, NULL, v, NULL, NULL, 0);
-    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) > 0 : -1;
-    if (rc < 0) snprintf(err, n, "activity: %s", PQresultErrorMessage(res));
-    PQclear(res);
+    int rc = any_row(c, "activity",
+                     "WITH a AS (INSERT INTO activity (event_id, user_id, event_type, entity_type, "
+                     "                                 entity_id, occurred_at, details, activity_id) "
+                     "           VALUES ($1, $2, $3, 'task', $4, $5::timestamptz, $6::jsonb, $7::uuid) "
+                     "           ON CONFLICT (event_id) DO NOTHING RETURNING 1) "
+                     "INSERT INTO outbox (topic, key, payload) SELECT 'activity.log', $2, $8 FROM a "
+                     "RETURNING 1",
+                     8, v, err, n);
     te_free(payload);
     json_object_put(details);
     return rc;
@@ -159,14 +166,10 @@ static int exists_at(PGconn *c, const char *user, const char *series, te_time_t 
     char due_s[TE_TIME_STRLEN];
     fmt_ms(due, due_s);
     const char *v[3] = {user, series, due_s};
-    PGresult *res = PQexecParams(c,
-                                 "SELECT 1 FROM tasks WHERE user_id = $1 AND series_id = $2::uuid "
-                                 "AND due_at = $3::timestamptz",
-                                 3, NULL, v, NULL, NULL, 0);
-    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) > 0 : -1;
-    if (rc < 0) snprintf(err, n, "series: %s", PQresultErrorMessage(res));
-    PQclear(res);
-    return rc;
+    return any_row(c, "series",
+                   "SELECT 1 FROM tasks WHERE user_id = $1 AND series_id = $2::uuid "
+                   "AND due_at = $3::timestamptz",
+                   3, v, err, n);
 }
 
 /* Marks the series ended on the completed task (a task.updated). */

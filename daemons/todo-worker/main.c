@@ -101,12 +101,8 @@ int main(int argc, char **argv) {
         td_logf(TD_LOG_ERROR, NULL, "TE_PG_URL and TE_KAFKA_BROKERS are required");
         return 2;
     }
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    sigset_t sigs; /* taken by sigwait() below */
+    td_block_signals(&sigs);
 
     int status = 1;
     worker_t w = {.pg_url = (char *)pg_url};

@@ -394,17 +394,16 @@ class Daemon:
     env overrides the defaults; an override of None unsets the variable."""
 
     program = "todo-api"
+    listen_var = "TE_API_LISTEN"
+
+    @property
+    def binary(self):
+        return API_BIN
 
     def __init__(self, label, db, env=None):
-        self.label = label
-        self.db = db
-        self.port = free_port()
         self.secret = "s-" + uuid.uuid4().hex
         svc = services()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TE_")}
-        self.env.update({
-            "TE_API_LISTEN": f"127.0.0.1:{self.port}",
-            "TE_PG_URL": db.url,
+        self._configure(label, db, env, {
             "TE_KAFKA_BROKERS": svc["TE_KAFKA_BROKERS"],
             "TE_REDIS_URL": svc["TE_REDIS_URL"],
             "TE_JWT_SECRET": self.secret,
@@ -413,13 +412,24 @@ class Daemon:
             "TE_RATE_BURST": "10000",
             "TE_API_THREADS": "4",
         })
+        self.secret = self.env.get("TE_JWT_SECRET")
+
+    def _configure(self, label, db, env, defaults):
+        """label, db, a free port and self.env: the caller's environment
+        without TE_*, then the listen address (listen_var), TE_PG_URL = db's
+        and defaults, then env's overrides (None unsets); the log file."""
+        self.label = label
+        self.db = db
+        self.port = free_port()
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TE_")}
+        self.env.update({self.listen_var: f"127.0.0.1:{self.port}", "TE_PG_URL": db.url})
+        self.env.update(defaults)
         for k, v in (env or {}).items():
             if v is None:
                 self.env.pop(k, None)
             else:
                 self.env[k] = str(v)
-        self.secret = self.env.get("TE_JWT_SECRET")
-        self.logfile = tempfile.NamedTemporaryFile(prefix=f"todo-api-{label}-", suffix=".log",
+        self.logfile = tempfile.NamedTemporaryFile(prefix=f"{self.program}-{label}-", suffix=".log",
                                                    delete=False)
         self.proc = None
         self.ready = False
@@ -427,11 +437,18 @@ class Daemon:
     def start(self, timeout=20):
         """Starts the daemon and waits for /healthz; another port is tried
         when the free port picked was taken in the meantime."""
-        if not os.access(API_BIN, os.X_OK):
-            raise RuntimeError(f"no executable {API_BIN} (set TE_BUILD_DIR)")
+        return self._launch(timeout)
+
+    def _launch(self, timeout):
+        """Starts the program and waits for /healthz 200 (self.ready from
+        then on: class cleanup checks its exit); another port is tried when
+        the free port picked was taken in the meantime."""
+        if not os.access(self.binary, os.X_OK):
+            raise RuntimeError(f"no executable {self.binary} (set TE_BUILD_DIR)")
+        status = None
         for _ in range(3):
             mark = self.log_size()
-            self.proc = subprocess.Popen([API_BIN], env=self.env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen([self.binary], env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=self.logfile, stderr=subprocess.STDOUT)
             if self._wait_healthy(timeout):
                 self.ready = True
@@ -441,10 +458,10 @@ class Daemon:
             if "Address already in use" not in self.log_text(mark):
                 break
             self.port = free_port()
-            self.env["TE_API_LISTEN"] = f"127.0.0.1:{self.port}"
+            self.env[self.listen_var] = f"127.0.0.1:{self.port}"
         state = f"exited with {status}" if status is not None \
             else f"no 200 from /healthz within {timeout}s"
-        raise RuntimeError(f"todo-api ({self.label}) {state}; its log:\n{self.log_text()}")
+        raise RuntimeError(f"{self.program} ({self.label}) {state}; its log:\n{self.log_text()}")
 
     def _wait_healthy(self, timeout):
         deadline = time.monotonic() + timeout
@@ -525,60 +542,33 @@ class Worker(Daemon):
     test produces anything."""
 
     program = "todo-worker"
+    listen_var = "TE_WORKER_LISTEN"
+
+    @property
+    def binary(self):
+        return WORKER_BIN
 
     def __init__(self, label, db, group=None, env=None):
-        self.label = label
-        self.db = db
-        self.port = free_port()
         self.secret = None
         self.group = group or f"todo-worker-test-{uuid.uuid4().hex[:12]}"
         svc = services()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TE_")}
-        self.env.update({
-            "TE_WORKER_LISTEN": f"127.0.0.1:{self.port}",
-            "TE_PG_URL": db.url,
+        self._configure(label, db, env, {
             "TE_KAFKA_BROKERS": svc["TE_KAFKA_BROKERS"],
             "TE_WORKER_GROUP": self.group,
             "TE_RDKAFKA_AUTO_OFFSET_RESET": "latest",
             "TE_LOG_LEVEL": "debug",
         })
-        for k, v in (env or {}).items():
-            if v is None:
-                self.env.pop(k, None)
-            else:
-                self.env[k] = str(v)
         self.group = self.env.get("TE_WORKER_GROUP", self.group)
-        self.logfile = tempfile.NamedTemporaryFile(prefix=f"todo-worker-{label}-", suffix=".log",
-                                                   delete=False)
-        self.proc = None
-        self.ready = False
 
     def start(self, timeout=30, ready=True):
         """Starts the worker and waits for /healthz, then (ready) for /readyz
         200; another port is tried when the one picked was taken."""
-        if not os.access(WORKER_BIN, os.X_OK):
-            raise RuntimeError(f"no executable {WORKER_BIN} (set TE_BUILD_DIR)")
-        status = None
-        for _ in range(3):
-            mark = self.log_size()
-            self.proc = subprocess.Popen([WORKER_BIN], env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=self.logfile, stderr=subprocess.STDOUT)
-            if self._wait_healthy(timeout):
-                self.ready = True  # running: class cleanup checks its exit
-                if not ready or self.wait_ready(timeout):
-                    return self
-                raise RuntimeError(f"todo-worker ({self.label}): no 200 from /readyz within "
-                                   f"{timeout}s (last: {self.last_readyz}); its log:\n"
-                                   f"{self.log_text()}")
-            status = self.proc.poll()
-            self.kill()
-            if "Address already in use" not in self.log_text(mark):
-                break
-            self.port = free_port()
-            self.env["TE_WORKER_LISTEN"] = f"127.0.0.1:{self.port}"
-        state = f"exited with {status}" if status is not None \
-            else f"no 200 from /healthz within {timeout}s"
-        raise RuntimeError(f"todo-worker ({self.label}) {state}; its log:\n{self.log_text()}")
+        self._launch(timeout)
+        if not ready or self.wait_ready(timeout):
+            return self
+        raise RuntimeError(f"todo-worker ({self.label}): no 200 from /readyz within "
+                           f"{timeout}s (last: {self.last_readyz}); its log:\n"
+                           f"{self.log_text()}")
 
     last_readyz = None
 
@@ -672,10 +662,14 @@ class EventTail:
             except ValueError:
                 key = None
             with self.cond:
+                self._note(line)
                 self.by_key.setdefault(key, []).append(line)
                 self.cond.notify_all()
         with self.cond:
             self.cond.notify_all()
+
+    def _note(self, line):
+        """Called with each record's line, under self.cond (for subclasses)."""
 
     def _records(self, key):
         """The records of key (called with cond held); parses new lines."""
@@ -743,21 +737,10 @@ class LiveTail(EventTail):
         self.partitions = set()
         super().__init__(topic, from_beginning=False)
 
-    def _read(self):
-        decoder = json.JSONDecoder()
-        for line in self.proc.stdout:
-            try:
-                key = decoder.raw_decode(line, len('{"key":'))[0]
-            except ValueError:
-                key = None
-            m = self.PARTITION_RE.search(line)
-            with self.cond:
-                if m:
-                    self.partitions.add(int(m.group(1)))
-                self.by_key.setdefault(key, []).append(line)
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
+    def _note(self, line):
+        m = self.PARTITION_RE.search(line)
+        if m:
+            self.partitions.add(int(m.group(1)))
 
     def seen(self, partition):
         with self.cond:
@@ -905,10 +888,7 @@ class ApiTestCase(unittest.TestCase):
         label = label or cls.__name__
         if db is None:
             db = cls.new_database(label)
-        d = Daemon(label, db, env)
-        cls.addClassCleanup(cls.stop_daemon, d)
-        cls.daemons.append(d)
-        return d.start()
+        return cls._started(Daemon(label, db, env))
 
     @classmethod
     def start_worker(cls, env=None, label=None, db=None, group=None, ready=True):
@@ -917,9 +897,14 @@ class ApiTestCase(unittest.TestCase):
         /readyz 200 unless ready is false.  Stopped at class end like the
         daemons (SIGTERM, exit 0 within 10 s)."""
         w = Worker(label or cls.__name__ + "-worker", db or cls.daemon.db, group, env)
-        cls.addClassCleanup(cls.stop_daemon, w)
-        cls.daemons.append(w)
-        return w.start(ready=ready)
+        return cls._started(w, ready=ready)
+
+    @classmethod
+    def _started(cls, d, **start_args):
+        """d (a Daemon or Worker) started, stopped at class end (stop_daemon)."""
+        cls.addClassCleanup(cls.stop_daemon, d)
+        cls.daemons.append(d)
+        return d.start(**start_args)
 
     @classmethod
     def new_database(cls, label):
