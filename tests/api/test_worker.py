@@ -687,8 +687,8 @@ class CrashSafety(WorkerCase):
     # session timeout (6 s: the broker's minimum).
     worker_env = {"TE_RDKAFKA_SESSION_TIMEOUT_MS": "6000",
                   "TE_RDKAFKA_HEARTBEAT_INTERVAL_MS": "1000"}
-    TASKS = 300
-    RECURRING = 30
+    TASKS = 850  # with the recurring ones: a stream of 1 001 events
+    RECURRING = 50
 
     def test_sigkill_while_consuming(self):
         c, db = self.c, self.daemon.db
@@ -702,10 +702,11 @@ class CrashSafety(WorkerCase):
                      for i in range(self.RECURRING)]
         expected = 1 + self.RECURRING + self.TASKS + 2 * self.RECURRING
         ops = []
+        step = self.TASKS // self.RECURRING  # the completions spread over the stream
         for i in range(self.TASKS):
             ops.append(("create", i))
-            if i % 10 == 9:
-                ops.append(("complete", i // 10))
+            if i % step == step - 1 and i // step < self.RECURRING:
+                ops.append(("complete", i // step))
 
         def run(op):
             kind, i = op
