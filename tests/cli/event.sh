@@ -8,32 +8,7 @@ SRC=${2:?source dir}
 TODOCTL=$BUILD/bin/todoctl
 VEC=$SRC/tests/vectors/cloudevents
 SCHEMAS=$SRC/libtodoevents/schemas
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-
-failures=0
-checks=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-# run NAME CMD... : runs CMD capturing stdout/stderr/rc into $TMP/out, err, $rc
-run() {
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-    checks=$((checks + 1))
-}
-expect_rc() { # expected-rc description
-    if [ "$rc" != "$1" ]; then
-        fail "$2: exit $rc, expected $1"
-        sed 's/^/    stdout: /' "$TMP/out" >&2
-        sed 's/^/    stderr: /' "$TMP/err" >&2
-        return 1
-    fi
-    return 0
-}
-
-[ -x "$TODOCTL" ] || { echo "no $TODOCTL" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 # ---- valid vectors: "valid", exit 0 ------------------------------------------
 n_valid=0

@@ -6,33 +6,7 @@
 set -u
 BUILD=${1:?build dir}
 TODOCTL=$BUILD/bin/todoctl
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-
-failures=0
-checks=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-# run CMD... : stdout → $TMP/out, stderr → $TMP/err, exit code → $rc
-run() {
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-    checks=$((checks + 1))
-}
-show() {
-    sed 's/^/    stdout: /' "$TMP/out" >&2
-    sed 's/^/    stderr: /' "$TMP/err" >&2
-}
-expect_rc() { # expected-rc description
-    if [ "$rc" != "$1" ]; then
-        fail "$2: exit $rc, expected $1"
-        show
-        return 1
-    fi
-    return 0
-}
+. "$(dirname "$0")/lib.sh"
 expect_out() { # description, then the expected stdout lines
     local what=$1
     shift
@@ -50,8 +24,6 @@ expect_err() { # description, expected stderr substring; stdout must be empty
     [ -s "$TMP/out" ] && fail "$1: unexpected stdout"
     return 0
 }
-
-[ -x "$TODOCTL" ] || { echo "no $TODOCTL" >&2; exit 1; }
 
 # ---- listing ---------------------------------------------------------------
 # Daily 02:30 in Berlin across the 2026-03-29 spring-forward: the wall clock

@@ -6,38 +6,14 @@
 set -u
 BUILD=${1:?build dir}
 TODOCTL=$BUILD/bin/todoctl
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-
 # Nothing from the caller's environment.
 unset TE_JWT_SECRET TE_JWT_SECRET_FILE TE_JWT_PUBLIC_KEY_FILE TE_JWT_ISSUER TE_JWT_AUDIENCE \
     TE_JWT_LEEWAY
 
-failures=0
-checks=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-run() {
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-    checks=$((checks + 1))
-}
-expect_rc() { # expected-rc description
-    if [ "$rc" != "$1" ]; then
-        fail "$2: exit $rc, expected $1"
-        sed 's/^/    stdout: /' "$TMP/out" >&2
-        sed 's/^/    stderr: /' "$TMP/err" >&2
-        return 1
-    fi
-    return 0
-}
+. "$(dirname "$0")/lib.sh"
 expect_err() { # substring description
     grep -qF -- "$1" "$TMP/err" || fail "$2: stderr lacks '$1': $(cat "$TMP/err")"
 }
-
-[ -x "$TODOCTL" ] || { echo "no $TODOCTL" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is needed" >&2; exit 1; }
 
 SECRET=cli-test-secret-0123456789abcdefghijkl
