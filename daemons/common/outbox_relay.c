@@ -51,6 +51,7 @@ struct relay_s {
     char park_error[256];
     atomic_int fatal;         /* the producer hit a fatal error */
     size_t max_inflight;
+    int retention_days;
     td_metric_t *m_backlog, *m_published, *m_delivery, *m_errors, *m_leader, *m_parked;
 };
 
@@ -248,9 +249,10 @@ static void update_backlog(relay_t *r, PGconn *c) {
     PQclear(res);
 }
 
-static void prune_changes(PGconn *c) {
-    const char *days = getenv("TE_SYNC_RETENTION_DAYS");
-    const char *v[1] = {days && *days ? days : "7"};
+static void prune_changes(relay_t *r, PGconn *c) {
+    char days[16];
+    snprintf(days, sizeof days, "%d", r->retention_days);
+    const char *v[1] = {days};
     PGresult *res = PQexecParams(
         c,
         "WITH d AS (DELETE FROM changes WHERE at < now() - make_interval(days => $1::int) "
@@ -394,7 +396,7 @@ static void *relay_main(void *arg) {
             next_backlog = t + 5;
         }
         if (t >= next_prune) {
-            prune_changes(c);
+            prune_changes(r, c);
             next_prune = t + 3600;
         }
         if (sent == BATCH) continue; /* more waiting */
@@ -408,13 +410,15 @@ static void *relay_main(void *arg) {
     return NULL;
 }
 
-relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, char *errstr, size_t errstr_size) {
+relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, int retention_days,
+                     char *errstr, size_t errstr_size) {
     relay_t *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
     r->pg_url = strdup(pg_url);
+    r->retention_days = retention_days;
     pthread_mutex_init(&r->mu, NULL);
     r->wake[0] = r->wake[1] = -1;
     const char *mi = getenv("TE_OUTBOX_INFLIGHT");

@@ -14,8 +14,9 @@
 typedef struct relay_s relay_t;
 
 /* pg_url and the Kafka conf are copied.  NULL on failure (errstr). */
-relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, char *errstr,
-                     size_t errstr_size);
+/* retention_days: change-log rows older than this are pruned (hourly). */
+relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, int retention_days,
+                     char *errstr, size_t errstr_size);
 /* Stops claiming, records what Kafka acknowledged (bounded), stops.  NULL ok. */
 void relay_stop(relay_t *r);
 /* Kafka reachable (metadata answered recently) and the producer healthy. */

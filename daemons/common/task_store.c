@@ -185,9 +185,11 @@ int store_task_load(PGconn *c, const char *user, const char *id, int lock, store
     return found;
 }
 
+te_time_t store_ms(te_time_t t) { return t - ((t % 1000) + 1000) % 1000; }
+
 /* UTC with milliseconds ("" when absent); buf: TE_TIME_STRLEN bytes. */
 static void fmt_time(te_time_t t, int present, char *buf) {
-    t -= ((t % 1000) + 1000) % 1000;
+    t = store_ms(t);
     if (!present || te_time_format_utc(t, buf, TE_TIME_STRLEN - 4) != TE_OK) {
         buf[0] = '\0';
     } else if (!strchr(buf, '.')) {
@@ -195,6 +197,8 @@ static void fmt_time(te_time_t t, int present, char *buf) {
         memcpy(buf + n - 1, ".000Z", 6);
     }
 }
+
+void store_fmt_ms(te_time_t t, char buf[TE_TIME_STRLEN]) { fmt_time(t, 1, buf); }
 
 void store_ms_time(json_object *o, const char *key) {
     json_object *v = NULL;

@@ -50,6 +50,11 @@ int store_task_from_row(const PGresult *res, int r, int col0, stored_task_t *st)
 int store_task_load(PGconn *c, const char *user, const char *id, int lock, stored_task_t *st,
                     char *errstr, size_t errstr_size);
 
+/* t truncated to the millisecond (the API keeps times to the ms). */
+te_time_t store_ms(te_time_t t);
+/* UTC with milliseconds ("2026-04-01T10:00:00.000Z"); buf: TE_TIME_STRLEN. */
+void store_fmt_ms(te_time_t t, char buf[TE_TIME_STRLEN]);
+
 /* Rewrites the time string o[key] (if any) as UTC with milliseconds
  * ("…:00.000Z"), the API's one time format. */
 void store_ms_time(json_object *o, const char *key);

@@ -20,12 +20,11 @@ typedef struct api_s {
     td_pg_pool_t *pool;
     td_redis_t *redis;              /* NULL without TE_REDIS_URL */
     te_jwt_verifier_t *jwt;
-    te_conf_t *kafka_conf;          /* for /readyz's metadata check */
+    te_conf_t *kafka_conf;          /* librdkafka settings (the relay's producer) */
     relay_t *relay;                 /* NULL with TE_OUTBOX_RELAY=0 */
     size_t max_body;
     double rate, burst;             /* rate 0 = no limit */
     int idem_ttl;
-    int sync_retention_days;
     td_metric_t *m_latency, *m_in_flight, *m_rate_limited;
 } api_t;
 
@@ -61,8 +60,11 @@ json_object *api_body_object(rq_t *rq, td_http_resp_t *resp, int merge_patch_ok)
 /* Checks the query parameters against the route's allowed list (400 on an
  * unknown one).  0 ok. */
 int api_check_params(rq_t *rq, td_http_resp_t *resp, const char *const *allowed);
-/* UUID text check (libuuid). */
-int api_is_uuid(const char *s);
+/* A query parameter: digits only, in [min, max].  0 or -1. */
+int api_parse_uint(const char *s, long long min, long long max, long long *out);
+/* Appends " AND " + cond to the SQL text where, every '?' in cond written
+ * as the bind parameter $n (cond is a fixed fragment, never input). */
+void api_sql_and(char *where, size_t size, const char *cond, int n);
 /* Acquire a pooled connection or answer 503 (NULL). */
 PGconn *api_conn(rq_t *rq, td_http_resp_t *resp);
 

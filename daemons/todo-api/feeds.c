@@ -9,28 +9,6 @@
 #include "api.h"
 #include "task_store.h"
 
-static int parse_ll(const char *s, long long min, long long max, long long *out) {
-    if (!s || !*s) return -1;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9') return -1;
-    errno = 0;
-    long long v = strtoll(s, NULL, 10);
-    if (errno || v < min || v > max) return -1;
-    *out = v;
-    return 0;
-}
-
-/* Appends " AND <cond>" with '?' = $n. */
-static void add_cond(char *where, size_t size, const char *cond, int n) {
-    size_t len = strlen(where);
-    len += (size_t)snprintf(where + len, size - len, " AND ");
-    for (const char *p = cond; *p && len + 8 < size; p++) {
-        if (*p == '?') len += (size_t)snprintf(where + len, size - len, "$%d", n);
-        else where[len++] = *p;
-    }
-    where[len] = '\0';
-}
-
 void h_activity(rq_t *rq, td_http_resp_t *resp) {
     td_http_req_t *h = rq->http;
     const char *vals[8];
@@ -47,7 +25,7 @@ void h_activity(rq_t *rq, td_http_resp_t *resp) {
             return;
         }
         vals[n++] = v;
-        add_cond(where, sizeof where, i == 0 ? "a.occurred_at >= ?::timestamptz"
+        api_sql_and(where, sizeof where, i == 0 ? "a.occurred_at >= ?::timestamptz"
                                              : "a.occurred_at < ?::timestamptz", n);
     }
     int range_params = n; /* the summary covers the period only */
@@ -63,11 +41,11 @@ void h_activity(rq_t *rq, td_http_resp_t *resp) {
             et = type_buf;
         }
         vals[n++] = et;
-        add_cond(where, sizeof where, "a.event_type = ?", n);
+        api_sql_and(where, sizeof where, "a.event_type = ?", n);
     }
     long long limit = 50;
     const char *v = td_http_param(h, "limit");
-    if (v && parse_ll(v, 1, 100, &limit) != 0) {
+    if (v && api_parse_uint(v, 1, 100, &limit) != 0) {
         api_invalid(rq, resp, "limit", "must be an integer from 1 to 100");
         return;
     }
@@ -76,13 +54,13 @@ void h_activity(rq_t *rq, td_http_resp_t *resp) {
     if ((v = td_http_param(h, "cursor"))) {
         long long ct, cid;
         const char *dot = strchr(v, '.');
-        if (!dot || (size_t)(dot - v) >= sizeof cur_t || parse_ll(dot + 1, 1, INT64_MAX, &cid) != 0) {
+        if (!dot || (size_t)(dot - v) >= sizeof cur_t || api_parse_uint(dot + 1, 1, INT64_MAX, &cid) != 0) {
             api_invalid(rq, resp, "cursor", "is not a cursor from a previous page");
             return;
         }
         memcpy(cur_t, v, (size_t)(dot - v));
         cur_t[dot - v] = '\0';
-        if (parse_ll(cur_t, 0, INT64_MAX, &ct) != 0 ||
+        if (api_parse_uint(cur_t, 0, INT64_MAX, &ct) != 0 ||
             te_time_format_utc((te_time_t)ct, ts, sizeof ts) != TE_OK) {
             api_invalid(rq, resp, "cursor", "is not a cursor from a previous page");
             return;
@@ -111,7 +89,7 @@ void h_activity(rq_t *rq, td_http_resp_t *resp) {
         int k = 2;
         for (int i = 0; i < 2; i++)
             if (td_http_param(h, RANGE[i]))
-                add_cond(rwhere, sizeof rwhere, i == 0 ? "a.occurred_at >= ?::timestamptz"
+                api_sql_and(rwhere, sizeof rwhere, i == 0 ? "a.occurred_at >= ?::timestamptz"
                                                        : "a.occurred_at < ?::timestamptz", k++);
     }
     char ssql[1024];
@@ -170,11 +148,11 @@ void h_activity(rq_t *rq, td_http_resp_t *resp) {
 void h_sync(rq_t *rq, td_http_resp_t *resp) {
     long long since = 0, limit = 500;
     const char *v;
-    if ((v = td_http_param(rq->http, "since")) && parse_ll(v, 0, INT64_MAX, &since) != 0) {
+    if ((v = td_http_param(rq->http, "since")) && api_parse_uint(v, 0, INT64_MAX, &since) != 0) {
         api_invalid(rq, resp, "since", "must be a sequence number >= 0");
         return;
     }
-    if ((v = td_http_param(rq->http, "limit")) && parse_ll(v, 1, 1000, &limit) != 0) {
+    if ((v = td_http_param(rq->http, "limit")) && api_parse_uint(v, 1, 1000, &limit) != 0) {
         api_invalid(rq, resp, "limit", "must be an integer from 1 to 1000");
         return;
     }

@@ -25,31 +25,10 @@ static int qb_val(qb_t *q, const char *v, int owned) {
     return ++q->n;
 }
 
-/* Appends " AND " + cond with every '?' replaced by $a. */
-static void qb_and(qb_t *q, const char *cond, int a) {
-    size_t len = strlen(q->where);
-    len += (size_t)snprintf(q->where + len, sizeof q->where - len, " AND ");
-    for (const char *p = cond; *p && len + 8 < sizeof q->where; p++) {
-        if (*p == '?') len += (size_t)snprintf(q->where + len, sizeof q->where - len, "$%d", a);
-        else q->where[len++] = *p;
-    }
-    q->where[len] = '\0';
-}
+static void qb_and(qb_t *q, const char *cond, int a) { api_sql_and(q->where, sizeof q->where, cond, a); }
 
 static void qb_free(qb_t *q) {
     for (int i = 0; i < q->n; i++) free(q->owned[i]);
-}
-
-/* Strict positive integer in [min, max]. */
-static int parse_int(const char *s, long min, long max, long *out) {
-    if (!s || !*s) return -1;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9') return -1;
-    errno = 0;
-    long v = strtol(s, NULL, 10);
-    if (errno || v < min || v > max) return -1;
-    *out = v;
-    return 0;
 }
 
 /* "%" + q with LIKE wildcards escaped + "%". */
@@ -148,13 +127,13 @@ void h_tasks_list(rq_t *rq, td_http_resp_t *resp) {
     te_time_format_utc(rq->now, now_s, sizeof now_s);
     snprintf(q.where, sizeof q.where, "t.user_id = $%d", qb_val(&q, rq->user, 0));
     const char *v, *bad = NULL;
-    long page = 1, page_size = 20;
+    long long page = 1, page_size = 20;
 
-    if ((v = td_http_param(h, "page")) && parse_int(v, 1, 1000000, &page) != 0) {
+    if ((v = td_http_param(h, "page")) && api_parse_uint(v, 1, 1000000, &page) != 0) {
         api_invalid(rq, resp, "page", "must be an integer >= 1");
         return;
     }
-    if ((v = td_http_param(h, "page_size")) && parse_int(v, 1, 100, &page_size) != 0) {
+    if ((v = td_http_param(h, "page_size")) && api_parse_uint(v, 1, 100, &page_size) != 0) {
         api_invalid(rq, resp, "page_size", "must be an integer from 1 to 100");
         return;
     }
@@ -237,8 +216,8 @@ void h_tasks_list(rq_t *rq, td_http_resp_t *resp) {
         }
     }
     char offset[24], limit[24];
-    snprintf(limit, sizeof limit, "%ld", page_size);
-    snprintf(offset, sizeof offset, "%ld", (page - 1) * page_size);
+    snprintf(limit, sizeof limit, "%lld", page_size);
+    snprintf(offset, sizeof offset, "%lld", (page - 1) * page_size);
     int lp = qb_val(&q, limit, 0), op = qb_val(&q, offset, 0);
     char sql[4096], csql[2400];
     /* The page and the total as two statements: a window count would make

@@ -98,7 +98,7 @@ int main(int argc, char **argv) {
     api.rate = (double)td_env_long_named("TE_RATE_LIMIT", 50, 0, 1000000, &bad);
     api.burst = (double)td_env_long_named("TE_RATE_BURST", 100, 1, 1000000, &bad);
     api.idem_ttl = (int)td_env_long_named("TE_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400, &bad);
-    api.sync_retention_days = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
+    int retention = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
     const char *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
     if (!brokers) td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_BROKERS is required");
     if (bad || !brokers || configure_jwt(&api) != 0) goto out;
@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
     }
     /* The relay starts first: handlers read api.relay (for /readyz). */
     if (td_env_bool("TE_OUTBOX_RELAY", 1) &&
-        !(api.relay = relay_start(pg_url, api.kafka_conf, err, sizeof err))) {
+        !(api.relay = relay_start(pg_url, api.kafka_conf, retention, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "outbox relay: %s", err);
         goto out;
     }

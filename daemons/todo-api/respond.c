@@ -1,4 +1,5 @@
 /* JSON and RFC 7807 problem responses, body and query checks. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,27 @@ json_object *api_body_object(rq_t *rq, td_http_resp_t *resp, int merge_patch_ok)
     return o;
 }
 
+int api_parse_uint(const char *s, long long min, long long max, long long *out) {
+    if (!s || !*s) return -1;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9') return -1;
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+void api_sql_and(char *where, size_t size, const char *cond, int n) {
+    size_t len = strlen(where);
+    len += (size_t)snprintf(where + len, size - len, " AND ");
+    for (const char *p = cond; *p && len + 8 < size; p++) {
+        if (*p == '?') len += (size_t)snprintf(where + len, size - len, "$%d", n);
+        else where[len++] = *p;
+    }
+    where[len] = '\0';
+}
+
 int api_check_params(rq_t *rq, td_http_resp_t *resp, const char *const *allowed) {
     for (size_t i = 0; i < td_http_param_count(rq->http); i++) {
         const td_http_param_t *p = td_http_param_at(rq->http, i);
@@ -210,4 +232,3 @@ int api_check_params(rq_t *rq, td_http_resp_t *resp, const char *const *allowed)
     return 0;
 }
 
-int api_is_uuid(const char *s) { return store_is_uuid(s); }

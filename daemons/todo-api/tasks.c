@@ -53,12 +53,12 @@ static te_task_t *task_from_object(rq_t *rq, td_http_resp_t *resp, json_object *
     te_problems_destroy(p);
     /* the API keeps times to the millisecond */
     te_time_t due;
-    if (te_task_due(t, &due)) te_task_set_due(t, 1, due - ((due % 1000) + 1000) % 1000);
+    if (te_task_due(t, &due)) te_task_set_due(t, 1, store_ms(due));
     size_t nrem = te_task_reminder_count(t);
     te_reminder_t rems[TE_TASK_MAX_REMINDERS + 1];
     for (size_t i = 0; i < nrem && i <= TE_TASK_MAX_REMINDERS; i++) {
         te_task_reminder(t, i, &rems[i]);
-        rems[i].at -= ((rems[i].at % 1000) + 1000) % 1000;
+        rems[i].at = store_ms(rems[i].at);
     }
     te_task_clear_reminders(t);
     for (size_t i = 0; i < nrem && i <= TE_TASK_MAX_REMINDERS; i++) te_task_add_reminder(t, &rems[i]);

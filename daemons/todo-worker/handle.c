@@ -76,15 +76,6 @@ static json_object *details_of(json_object *data) {
     return d;
 }
 
-static void fmt_ms(te_time_t t, char buf[TE_TIME_STRLEN]) {
-    t -= ((t % 1000) + 1000) % 1000;
-    if (te_time_format_utc(t, buf, TE_TIME_STRLEN - 4) != TE_OK) {
-        buf[0] = '\0';
-    } else if (!strchr(buf, '.')) {
-        memcpy(buf + strlen(buf) - 1, ".000Z", 6);
-    }
-}
-
 /* One statement: the activity row (unless this event id has one) and its
  * activity.recorded event in the outbox.  1 recorded, 0 duplicate, -1. */
 static int record_activity(PGconn *c, const te_event_t *ev, json_object *data, const char *user,
@@ -92,7 +83,7 @@ static int record_activity(PGconn *c, const te_event_t *ev, json_object *data, c
     char activity_id[37], occurred[TE_TIME_STRLEN];
     te_time_t t = 0;
     if (te_event_time(ev, &t) != TE_OK) t = te_time_now();
-    fmt_ms(t, occurred);
+    store_fmt_ms(t, occurred);
     new_uuid(activity_id);
     json_object *details = details_of(data);
     json_object *ad = json_object_new_object();
@@ -164,7 +155,7 @@ static te_task_t *next_task(const te_task_t *cur, te_time_t next, te_time_t now)
 static int exists_at(PGconn *c, const char *user, const char *series, te_time_t due, char *err,
                      size_t n) {
     char due_s[TE_TIME_STRLEN];
-    fmt_ms(due, due_s);
+    store_fmt_ms(due, due_s);
     const char *v[3] = {user, series, due_s};
     return any_row(c, "series",
                    "SELECT 1 FROM tasks WHERE user_id = $1 AND series_id = $2::uuid "

@@ -112,6 +112,9 @@ int main(int argc, char **argv) {
     pthread_t consumer_thread;
     int consumer_started = 0;
     char err[TE_ERRSTR_SIZE];
+    int bad = 0;
+    int retention = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
+    if (bad) goto out;
     if (td_env_bool("TE_MIGRATE", 1) && td_migrate(pg_url) != 0) goto out;
     if (!(conf = td_kafka_conf(brokers, "todo-worker"))) goto out;
     if (te_conf_set(conf, "group.id", td_env_str("TE_WORKER_GROUP", "todo-worker"), err, sizeof err) != TE_OK) {
@@ -138,7 +141,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     ops.pool = td_pg_pool_new(pg_url, 1);
-    if (td_env_bool("TE_OUTBOX_RELAY", 1) && !(ops.relay = relay_start(pg_url, conf, err, sizeof err))) {
+    if (td_env_bool("TE_OUTBOX_RELAY", 1) && !(ops.relay = relay_start(pg_url, conf, retention, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "outbox relay: %s", err);
         goto out;
     }
