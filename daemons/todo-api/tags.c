@@ -109,7 +109,7 @@ void h_tags_create(rq_t *rq, td_http_resp_t *resp) {
 }
 
 /* Removes the tag from one locked task; 0 ok, -1 error. */
-static int untag(rq_t *rq, td_http_resp_t *resp, PGconn *c, const char *task_id, const char *name,
+static int untag(rq_t *rq, PGconn *c, const char *task_id, const char *name,
                  char *err, size_t errsize) {
     stored_task_t cur = {0};
     int found = store_task_load(c, rq->user, task_id, 1, &cur, err, errsize);
@@ -124,7 +124,7 @@ static int untag(rq_t *rq, td_http_resp_t *resp, PGconn *c, const char *task_id,
     for (size_t i = 0; i < te_task_tag_count(cur.task); i++)
         if (strcasecmp(te_task_tag(cur.task, i), name) != 0) te_task_add_tag(next, te_task_tag(cur.task, i));
     json_object *after = NULL;
-    int rc = task_apply_locked(rq, resp, c, &cur, next, &after, err, errsize);
+    int rc = task_apply_locked(rq, c, &cur, next, &after, err, errsize);
     if (rc <= 0) te_task_destroy(next);
     json_object_put(after);
     stored_task_clear(&cur);
@@ -153,7 +153,7 @@ void h_tag_delete(rq_t *rq, td_http_resp_t *resp) {
     }
     for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
         hits++;
-        if (!PQgetisnull(res, r, 0)) rc = untag(rq, resp, c, PQgetvalue(res, r, 0), name, err, sizeof err);
+        if (!PQgetisnull(res, r, 0)) rc = untag(rq, c, PQgetvalue(res, r, 0), name, err, sizeof err);
     }
     PQclear(res);
     if (rc == 0 && hits > 0) rc = store_commit(c, err, sizeof err);

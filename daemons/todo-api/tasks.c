@@ -172,7 +172,7 @@ static int check_if_match(rq_t *rq, td_http_resp_t *resp, int version) {
     return -1;
 }
 
-int task_apply_locked(rq_t *rq, td_http_resp_t *resp, PGconn *c, stored_task_t *cur,
+int task_apply_locked(rq_t *rq, PGconn *c, stored_task_t *cur,
                       te_task_t *next, json_object **after_out, char *err, size_t errsize) {
     *after_out = NULL;
     te_task_t *t = next;
@@ -240,11 +240,7 @@ int task_apply_locked(rq_t *rq, td_http_resp_t *resp, PGconn *c, stored_task_t *
         json_object_put(after);
         st.task = NULL; /* still the caller's */
         stored_task_clear(&st);
-        if (rc != 0) {
-            (void)resp;
-            return -1;
-        }
-        return 0;
+        return rc != 0 ? -1 : 0;
     }
     /* cur takes over the new state */
     te_task_destroy(cur->task);
@@ -290,12 +286,9 @@ static void update_task(rq_t *rq, td_http_resp_t *resp, mutate_fn mutate, void *
         stored_task_clear(&cur);
         return;
     }
-    int changed = task_apply_locked(rq, resp, c, &cur, next, &after, err, sizeof err);
-    if (changed < 0) {
-        te_task_destroy(next);
-        store_rollback(c);
-    } else if (changed == 0) {
-        te_task_destroy(next);
+    int changed = task_apply_locked(rq, c, &cur, next, &after, err, sizeof err);
+    if (changed <= 0) {
+        te_task_destroy(next); /* still ours: not applied */
         store_rollback(c);
     } else if (store_commit(c, err, sizeof err) != 0) {
         changed = -1;

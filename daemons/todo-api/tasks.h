@@ -10,7 +10,7 @@
  * records the change and its events.  Returns 1 changed (cur now holds the
  * new state and owns next; *after_out = its JSON, caller puts it), 0 no
  * change (next still the caller's), -1 error (errstr). */
-int task_apply_locked(rq_t *rq, td_http_resp_t *resp, PGconn *c, stored_task_t *cur,
+int task_apply_locked(rq_t *rq, PGconn *c, stored_task_t *cur,
                       te_task_t *next, json_object **after_out, char *errstr, size_t errsize);
 
 #endif
