@@ -5,10 +5,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "env.h"
 #include "log.h"
+#include "metrics.h"
 #include "pg.h"
 #include "task_store.h"
 
@@ -91,3 +94,74 @@ void td_block_signals(sigset_t *sigs) {
     pthread_sigmask(SIG_BLOCK, sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
+
+char *td_event_json(const char *type, const char *source, const char *id, const char *partitionkey,
+                    const char *traceparent, json_object *data, char *errstr, size_t errstr_size) {
+    te_event_t *ev = NULL;
+    char *out = NULL;
+    errstr[0] = '\0';
+    te_err_t e = te_event_create(&ev, type, source, errstr, errstr_size);
+    if (e == TE_OK && id) e = te_event_set_id(ev, id, errstr, errstr_size);
+    if (e == TE_OK) e = te_event_set_partitionkey(ev, partitionkey, errstr, errstr_size);
+    if (e == TE_OK && traceparent && traceparent[0])
+        e = te_event_set_traceparent(ev, traceparent, errstr, errstr_size);
+    if (e == TE_OK) e = te_event_set_data_object(ev, data);
+    else json_object_put(data);
+    if (e == TE_OK) e = te_catalog_validate_event(ev, NULL);
+    if (e == TE_OK) e = te_event_to_json(ev, 0, &out, NULL, errstr, errstr_size);
+    te_event_destroy(ev);
+    if (e != TE_OK && !errstr[0]) snprintf(errstr, errstr_size, "%s event: %s", type, te_err2str(e));
+    return e == TE_OK ? out : NULL;
+}
+
+static void ops_respond(td_http_resp_t *resp, int status, const char *body) {
+    td_http_resp_set(resp, status, "application/json", body, strlen(body));
+}
+
+int td_consumer_ops(td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool, te_consumer_t *consumer) {
+    const char *path = td_http_path(req);
+    if (strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0 && strcmp(path, "/metrics") != 0)
+        return 0;
+    if (strcmp(td_http_method(req), "GET") != 0) {
+        ops_respond(resp, 405, "{\"status\":\"method not allowed\"}");
+    } else if (strcmp(path, "/healthz") == 0) {
+        ops_respond(resp, 200, "{\"status\":\"ok\"}");
+    } else if (strcmp(path, "/readyz") == 0) {
+        char err[256];
+        PGconn *c = td_pg_acquire(pool, err, sizeof err);
+        int pg_ok = c && td_pg_exec(c, "SELECT 1", err, sizeof err) == 0;
+        if (c) td_pg_release(pool, c);
+        te_consumer_stats_t st;
+        te_consumer_stats(consumer, &st);
+        int assigned = st.rebalances > 0; /* partitions assigned at least once */
+        char body[160];
+        snprintf(body, sizeof body, "{\"status\":\"%s\",\"checks\":{\"postgres\":\"%s\",\"kafka\":\"%s\"}}",
+                 pg_ok && assigned ? "ready" : "not ready", pg_ok ? "ok" : "unavailable",
+                 assigned ? "assigned" : "waiting for partitions");
+        ops_respond(resp, pg_ok && assigned ? 200 : 503, body);
+    } else if (strcmp(path, "/metrics") == 0) {
+        te_consumer_stats_t st;
+        te_consumer_stats(consumer, &st);
+        static const struct {
+            const char *name, *help;
+            size_t off;
+        } C[] = {
+            {"te_consumer_received_total", "Records taken from Kafka", offsetof(te_consumer_stats_t, received)},
+            {"te_consumer_handled_total", "Records handled", offsetof(te_consumer_stats_t, handled_ok)},
+            {"te_consumer_retries_total", "Handler retries", offsetof(te_consumer_stats_t, retries)},
+            {"te_consumer_dead_lettered_total", "Records dead-lettered", offsetof(te_consumer_stats_t, dead_lettered)},
+            {"te_consumer_poison_total", "Records that were not valid CloudEvents", offsetof(te_consumer_stats_t, poison)},
+        };
+        for (size_t i = 0; i < sizeof C / sizeof C[0]; i++)
+            td_metric_set(td_counter(C[i].name, C[i].help, NULL), NULL,
+                          (double)*(const uint64_t *)((const char *)&st + C[i].off));
+        size_t len = 0;
+        char *text = td_metrics_render(&len);
+        resp->status = text ? 200 : 500;
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        resp->body = text;
+        resp->body_len = len;
+    }
+    return 1;
+}
+

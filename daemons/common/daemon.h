@@ -4,8 +4,12 @@
 #ifndef TD_DAEMON_H
 #define TD_DAEMON_H
 
+#include <json-c/json.h>
 #include <signal.h>
 #include <todoevents/kafka.h>
+
+#include "http.h"
+#include "pg.h"
 
 /* bootstrap.servers = brokers, client.id, librdkafka's log into the JSON
  * log, and every TE_RDKAFKA_<PROPERTY> variable (a bad one is logged by
@@ -23,5 +27,18 @@ long td_env_long_named(const char *name, long def, long min, long max, int *bad)
  * mask; the main thread takes them with sigwait(sigs)) and ignores
  * SIGPIPE. */
 void td_block_signals(sigset_t *sigs);
+
+/* A CloudEvent of the catalogue as JSON (te_free() it): type, source, id
+ * (NULL: a new UUID), partitionkey, traceparent (NULL or "" for none) and
+ * data (taken over, also on failure).  Checked against the catalogue.
+ * NULL with errstr on failure. */
+char *td_event_json(const char *type, const char *source, const char *id, const char *partitionkey,
+                    const char *traceparent, json_object *data, char *errstr, size_t errstr_size);
+
+/* The operations routes of a daemon built around a consumer: /healthz,
+ * /readyz (PostgreSQL answers, partitions assigned), /metrics (with the
+ * consumer's counters).  1 when path was one of them (answered), 0 when
+ * not (resp untouched). */
+int td_consumer_ops(td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool, te_consumer_t *consumer);
 
 #endif

@@ -271,34 +271,9 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void drain_pipe(int fd) {
-    char buf[64];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
-}
-
 /* Waits for a notification, a delivery, or the timeout. */
 static void wait_for_work(relay_t *r, PGconn *c, int timeout_ms) {
-    /* A notification libpq already read (during a claim or a delete) is
-     * work now: waiting on the socket would sleep through it. */
-    if (c) {
-        PQconsumeInput(c);
-        int got = 0;
-        PGnotify *nt;
-        while ((nt = PQnotifies(c)) != NULL) {
-            PQfreemem(nt);
-            got = 1;
-        }
-        if (got) return;
-    }
-    struct pollfd pf[2] = {{.fd = r->wake[0], .events = POLLIN}, {.fd = c ? PQsocket(c) : -1, .events = POLLIN}};
-    poll(pf, c ? 2 : 1, timeout_ms);
-    drain_pipe(r->wake[0]);
-    if (c) {
-        PQconsumeInput(c);
-        PGnotify *n;
-        while ((n = PQnotifies(c)) != NULL) PQfreemem(n);
-    }
+    td_pg_wait(c, r->wake[0], timeout_ms);
 }
 
 static int try_lead(relay_t *r, PGconn *c) {

@@ -2,6 +2,8 @@
 #include "pg.h"
 
 #include <openssl/evp.h>
+#include <poll.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -260,4 +262,31 @@ fail:
     PQclear(PQexec(conn, "ROLLBACK"));
     *applied = 0;
     return -1;
+}
+
+static int take_notifies(PGconn *c) {
+    int got = 0;
+    PGnotify *n;
+    PQconsumeInput(c);
+    while ((n = PQnotifies(c)) != NULL) {
+        PQfreemem(n);
+        got = 1;
+    }
+    return got;
+}
+
+void td_pg_wait(PGconn *c, int wake_fd, int timeout_ms) {
+    if (c && PQstatus(c) != CONNECTION_OK) c = NULL;
+    if (c && take_notifies(c)) return;
+    struct pollfd pf[2];
+    nfds_t n = 0;
+    if (wake_fd >= 0) pf[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
+    if (c) pf[n++] = (struct pollfd){.fd = PQsocket(c), .events = POLLIN};
+    poll(pf, n, timeout_ms);
+    if (wake_fd >= 0 && (pf[0].revents & (POLLIN | POLLHUP))) {
+        char buf[64];
+        while (read(wake_fd, buf, sizeof buf) > 0) {
+        }
+    }
+    if (c) take_notifies(c);
 }

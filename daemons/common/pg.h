@@ -63,6 +63,13 @@ typedef struct td_pg_stmt_s {
  * every res cleared.  Statements after a failure are not run. */
 int td_pg_pipeline(PGconn *conn, td_pg_stmt_t *stmts, size_t n, char *errstr, size_t errstr_size);
 
+/* Waits until a notification arrives on c (after LISTEN), wake_fd is
+ * readable, or timeout_ms passes; then consumes both (wake_fd is read
+ * until empty: a pipe whose write end is closed wakes every waiter, for
+ * good).  A notification libpq had already read returns at once.  c NULL
+ * or wake_fd -1: not waited on. */
+void td_pg_wait(PGconn *c, int wake_fd, int timeout_ms);
+
 /* Runs a statement without result rows; 0 or -1 with the server's message
  * in errstr.  Convenience for BEGIN/COMMIT and DDL. */
 int td_pg_exec(PGconn *conn, const char *sql, char *errstr, size_t errstr_size);

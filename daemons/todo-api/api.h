@@ -100,6 +100,8 @@ void h_reminder_delete(rq_t *rq, td_http_resp_t *resp);
 void h_tags_list(rq_t *rq, td_http_resp_t *resp);
 void h_tags_create(rq_t *rq, td_http_resp_t *resp);
 void h_tag_delete(rq_t *rq, td_http_resp_t *resp);
+void h_settings_get(rq_t *rq, td_http_resp_t *resp);
+void h_settings_put(rq_t *rq, td_http_resp_t *resp);
 void h_activity(rq_t *rq, td_http_resp_t *resp);
 void h_sync(rq_t *rq, td_http_resp_t *resp);
 void h_healthz(rq_t *rq, td_http_resp_t *resp);

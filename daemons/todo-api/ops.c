@@ -131,6 +131,7 @@ static json_object *components(void) {
     json_object_object_add(s, "TaskInput", in);
     json_object_object_add(s, "TaskPatch", schema_obj("object"));
     json_object_object_add(s, "ReminderInput", schema_obj("object"));
+    json_object_object_add(s, "NotificationSettingsInput", schema_obj("object"));
     json_object *tag = schema_obj("object"), *treq = json_object_new_array();
     json_object_array_add(treq, jstr("name"));
     json_object_object_add(tag, "required", treq);

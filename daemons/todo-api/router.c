@@ -33,6 +33,8 @@ static const api_route_t ROUTES[] = {
     {"GET", "/api/tags", h_tags_list, 1, "listTags", "List tags with task counts", NULL, NULL, 200},
     {"POST", "/api/tags", h_tags_create, 1, "createTag", "Create a tag", NULL, "TagInput", 201},
     {"DELETE", "/api/tags/{name}", h_tag_delete, 1, "deleteTag", "Delete a tag and remove it from every task", NULL, NULL, 204},
+    {"GET", "/api/notification-settings", h_settings_get, 1, "getNotificationSettings", "Where the user's reminders go", NULL, NULL, 200},
+    {"PUT", "/api/notification-settings", h_settings_put, 1, "putNotificationSettings", "Set where the user's reminders go", NULL, "NotificationSettingsInput", 200},
     {"GET", "/api/activity", h_activity, 1, "listActivity", "Activity log with a summary", Q_ACTIVITY, NULL, 200},
     {"GET", "/api/sync", h_sync, 1, "sync", "Changes after a sequence number", Q_SYNC, NULL, 200},
     {"GET", "/healthz", h_healthz, 0, "healthz", "Liveness", NULL, NULL, 200},

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <uuid/uuid.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "pg.h"
 #include "task_store.h"
@@ -96,20 +97,10 @@ static int record_activity(PGconn *c, const te_event_t *ev, json_object *data, c
     json_object_object_add(ad, "occurred_at", json_object_new_string(occurred));
     json_object_object_add(ad, "details", json_object_get(details));
 
-    te_event_t *ae = NULL;
-    char *payload = NULL;
-    te_err_t e = te_event_create(&ae, "com.todo.activity.recorded", SOURCE, err, n);
-    if (e == TE_OK) e = te_event_set_partitionkey(ae, user, err, n);
-    if (e == TE_OK && te_event_traceparent(ev))
-        e = te_event_set_traceparent(ae, te_event_traceparent(ev), err, n);
-    if (e == TE_OK) e = te_event_set_data_object(ae, json_object_get(ad));
-    if (e == TE_OK) e = te_catalog_validate_event(ae, NULL);
-    if (e == TE_OK) e = te_event_to_json(ae, 0, &payload, NULL, err, n);
-    te_event_destroy(ae);
-    json_object_put(ad);
-    if (e != TE_OK) {
+    char *payload = td_event_json(TE_EVENT_ACTIVITY_RECORDED, SOURCE, NULL, user,
+                                  te_event_traceparent(ev), ad, err, n);
+    if (!payload) {
         json_object_put(details);
-        if (!err[0]) snprintf(err, n, "activity event: %s", te_err2str(e));
         return -1;
     }
     const char *v[8] = {te_event_id(ev), user, te_event_type(ev), task_id, occurred,

@@ -25,55 +25,10 @@ typedef struct ops_s {
     relay_t *relay;
 } ops_t;
 
-static void respond(td_http_resp_t *resp, int status, const char *body) {
-    td_http_resp_set(resp, status, "application/json", body, strlen(body));
-}
-
 static void ops_handler(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
     ops_t *ops = arg;
-    const char *path = td_http_path(req);
-    if (strcmp(td_http_method(req), "GET") != 0) {
-        respond(resp, 405, "{\"status\":\"method not allowed\"}");
-    } else if (strcmp(path, "/healthz") == 0) {
-        respond(resp, 200, "{\"status\":\"ok\"}");
-    } else if (strcmp(path, "/readyz") == 0) {
-        char err[256];
-        PGconn *c = td_pg_acquire(ops->pool, err, sizeof err);
-        int pg_ok = c && td_pg_exec(c, "SELECT 1", err, sizeof err) == 0;
-        if (c) td_pg_release(ops->pool, c);
-        te_consumer_stats_t st;
-        te_consumer_stats(ops->consumer, &st);
-        int assigned = st.rebalances > 0; /* partitions assigned at least once */
-        char body[160];
-        snprintf(body, sizeof body, "{\"status\":\"%s\",\"checks\":{\"postgres\":\"%s\",\"kafka\":\"%s\"}}",
-                 pg_ok && assigned ? "ready" : "not ready", pg_ok ? "ok" : "unavailable",
-                 assigned ? "assigned" : "waiting for partitions");
-        respond(resp, pg_ok && assigned ? 200 : 503, body);
-    } else if (strcmp(path, "/metrics") == 0) {
-        te_consumer_stats_t st;
-        te_consumer_stats(ops->consumer, &st);
-        static const struct {
-            const char *name, *help;
-            size_t off;
-        } C[] = {
-            {"te_consumer_received_total", "Records taken from Kafka", offsetof(te_consumer_stats_t, received)},
-            {"te_consumer_handled_total", "Records handled", offsetof(te_consumer_stats_t, handled_ok)},
-            {"te_consumer_retries_total", "Handler retries", offsetof(te_consumer_stats_t, retries)},
-            {"te_consumer_dead_lettered_total", "Records dead-lettered", offsetof(te_consumer_stats_t, dead_lettered)},
-            {"te_consumer_poison_total", "Records that were not valid CloudEvents", offsetof(te_consumer_stats_t, poison)},
-        };
-        for (size_t i = 0; i < sizeof C / sizeof C[0]; i++)
-            td_metric_set(td_counter(C[i].name, C[i].help, NULL), NULL,
-                          (double)*(const uint64_t *)((const char *)&st + C[i].off));
-        size_t len = 0;
-        char *text = td_metrics_render(&len);
-        resp->status = text ? 200 : 500;
-        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-        resp->body = text;
-        resp->body_len = len;
-    } else {
-        respond(resp, 404, "{\"status\":\"not found\"}");
-    }
+    if (!td_consumer_ops(req, resp, ops->pool, ops->consumer))
+        td_http_resp_set(resp, 404, "application/json", "{\"status\":\"not found\"}", 23);
 }
 
 static void *consumer_main(void *arg) {

@@ -25,6 +25,7 @@ ROUTES = {
     ("GET", "/api/tasks/{id}/reminders"), ("POST", "/api/tasks/{id}/reminders"),
     ("DELETE", "/api/tasks/{id}/reminders/{reminder_id}"),
     ("GET", "/api/tags"), ("POST", "/api/tags"), ("DELETE", "/api/tags/{name}"),
+    ("GET", "/api/notification-settings"), ("PUT", "/api/notification-settings"),
     ("GET", "/api/activity"), ("GET", "/api/sync"),
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
 }

@@ -1,0 +1,81 @@
+-- 003: reminder firing and delivery (todo-reminder, docs/reminder.md).
+-- fire_id: the current firing (= the reminder.due event id), NULL while
+-- waiting; reset when the reminder is moved or re-armed, which abandons a
+-- firing in progress.  late: fired after the late threshold.
+ALTER TABLE reminders ADD COLUMN fire_id uuid;
+ALTER TABLE reminders ADD COLUMN late boolean NOT NULL DEFAULT false;
+CREATE INDEX reminders_due ON reminders (remind_at) WHERE status = 'pending' AND fire_id IS NULL;
+CREATE UNIQUE INDEX reminders_fire ON reminders (fire_id);
+
+-- Where a user's reminders go.  No row = in-app only.
+CREATE TABLE notification_settings (
+    user_id        text PRIMARY KEY,
+    channels       text[] NOT NULL CHECK (channels <@ ARRAY['in_app', 'webhook', 'email']
+                                          AND cardinality(channels) > 0),
+    webhook_url    text,
+    webhook_secret text,
+    email          text,
+    updated_at     timestamptz NOT NULL
+);
+
+-- One row per firing and channel: the primary key makes a redelivered
+-- reminder.due a no-op.  attempts counts attempts started; a 'sending'
+-- row whose lease ran out is taken over by another delivery thread.
+CREATE TABLE reminder_deliveries (
+    fire_id         uuid NOT NULL,
+    channel         text NOT NULL CHECK (channel IN ('in_app', 'webhook', 'email')),
+    reminder_id     uuid NOT NULL REFERENCES reminders (id) ON DELETE CASCADE,
+    user_id         text NOT NULL,
+    delivery_id     uuid NOT NULL UNIQUE,
+    status          text NOT NULL CHECK (status IN ('pending', 'sending', 'sent', 'failed', 'cancelled')),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL,
+    lease_until     timestamptz,
+    last_attempt_at timestamptz,
+    delivered_at    timestamptz,
+    error           text,
+    event           text NOT NULL,  -- the reminder.due CloudEvent (webhook body, dead-letter record)
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (fire_id, channel)
+);
+CREATE INDEX reminder_deliveries_due ON reminder_deliveries (next_attempt_at)
+    WHERE status IN ('pending', 'sending');
+CREATE INDEX reminder_deliveries_reminder ON reminder_deliveries (reminder_id);
+
+CREATE FUNCTION te_notify_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_notify('te_deliveries', ''); RETURN NULL; END $$;
+CREATE TRIGGER reminder_deliveries_notify AFTER INSERT ON reminder_deliveries
+    FOR EACH STATEMENT EXECUTE FUNCTION te_notify_deliveries();
+
+-- Settles a firing once none of its deliveries is still open: sent / late,
+-- or failed when a channel failed.  A firing no longer current (moved,
+-- cancelled) is left alone.
+CREATE FUNCTION te_reminder_settle(fire uuid) RETURNS void LANGUAGE sql AS $$
+    UPDATE reminders r
+       SET status = CASE WHEN d.failed THEN 'failed' WHEN r.late THEN 'late' ELSE 'sent' END,
+           sent_at = d.first
+      FROM (SELECT bool_or(status = 'failed') AS failed, min(delivered_at) AS first,
+                   bool_or(status IN ('pending', 'sending')) AS open
+              FROM reminder_deliveries WHERE fire_id = fire) d
+     WHERE r.fire_id = fire AND r.status = 'pending' AND NOT d.open $$;
+
+-- A reminder as the API shows it, now with its last firing's deliveries.
+CREATE OR REPLACE FUNCTION te_reminder_json(r reminders) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT jsonb_build_object('id', r.id, 'remind_at', te_ts(r.remind_at),
+                                    'status', r.status, 'sent_at', te_ts(r.sent_at),
+                                    'created_at', te_ts(r.created_at),
+                                    'deliveries', coalesce((
+                                        SELECT jsonb_agg(jsonb_build_object(
+                                                   'channel', d.channel, 'status', d.status,
+                                                   'attempts', d.attempts,
+                                                   'delivered_at', te_ts(d.delivered_at),
+                                                   'error', d.error) ORDER BY d.channel)
+                                          FROM reminder_deliveries d
+                                         WHERE d.fire_id = (SELECT d2.fire_id FROM reminder_deliveries d2
+                                                             WHERE d2.reminder_id = r.id
+                                                             ORDER BY d2.created_at DESC LIMIT 1)),
+                                        '[]'::jsonb))
+              || CASE WHEN r.offset_minutes IS NOT NULL
+                      THEN jsonb_build_object('offset_minutes', r.offset_minutes)
+                      ELSE jsonb_build_object('at', te_ts(r.at)) END $$;

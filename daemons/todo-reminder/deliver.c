@@ -1,0 +1,281 @@
+/* Webhook and email delivery threads (docs/reminder.md).
+ *
+ * Each thread claims a batch of due delivery rows (FOR UPDATE SKIP LOCKED,
+ * then a lease, so that no transaction stays open during the network
+ * calls), sends them all at once, and records the outcomes in one
+ * transaction: sent; pending again with exponential back-off; or, after
+ * the last attempt, failed with its notification.dlq record in the outbox.
+ * A result is recorded only while the lease it was claimed with is still
+ * the row's, so a thread that took over an expired lease wins. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "pg.h"
+#include "reminder.h"
+
+#define BATCH 32
+
+static const char CLAIM_SQL[] =
+    "WITH c AS (SELECT fire_id, channel FROM reminder_deliveries "
+    "            WHERE status IN ('pending', 'sending') AND channel <> 'in_app' "
+    "              AND CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END "
+    "                  <= clock_timestamp() "
+    "            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
+    "UPDATE reminder_deliveries d SET status = 'sending', attempts = d.attempts + 1, "
+    "       last_attempt_at = clock_timestamp(), "
+    "       lease_until = clock_timestamp() + $2 * interval '1 second' "
+    "  FROM c WHERE d.fire_id = c.fire_id AND d.channel = c.channel "
+    "RETURNING d.fire_id, d.channel, d.delivery_id, d.reminder_id, d.user_id, d.lease_until::text, "
+    "  d.attempts, d.event, "
+    "  EXISTS (SELECT 1 FROM reminders r WHERE r.fire_id = d.fire_id AND r.status = 'pending'), "
+    "  (SELECT (extract(epoch FROM r.remind_at) * 1000)::bigint FROM reminders r "
+    "    WHERE r.id = d.reminder_id), "
+    "  (SELECT s.webhook_url FROM notification_settings s WHERE s.user_id = d.user_id), "
+    "  (SELECT s.webhook_secret FROM notification_settings s WHERE s.user_id = d.user_id), "
+    "  (SELECT s.email FROM notification_settings s WHERE s.user_id = d.user_id)";
+
+/* outcome: ok, error, cancel (the firing is no longer current), lost (a
+ * lease ran out after the last attempt: the attempt never reported). */
+static const char RESULT_SQL[] =
+    "WITH x AS (SELECT * FROM json_to_recordset($1::json) "
+    "             AS x(fire_id uuid, channel text, lease timestamptz, outcome text, error text)) "
+    "UPDATE reminder_deliveries d SET "
+    "  status = CASE WHEN x.outcome = 'ok' THEN 'sent' WHEN x.outcome = 'cancel' THEN 'cancelled' "
+    "                WHEN x.outcome = 'lost' OR d.attempts >= $2 THEN 'failed' ELSE 'pending' END, "
+    "  attempts = d.attempts - (x.outcome IN ('cancel', 'lost'))::int, "
+    "  delivered_at = CASE WHEN x.outcome = 'ok' THEN clock_timestamp() END, "
+    "  error = CASE WHEN x.outcome = 'ok' THEN NULL ELSE x.error END, "
+    "  next_attempt_at = CASE WHEN x.outcome = 'error' "
+    "      THEN clock_timestamp() + $3 * power(2, d.attempts - 1) * interval '1 millisecond' "
+    "      ELSE d.next_attempt_at END, "
+    "  lease_until = NULL "
+    "  FROM x WHERE d.fire_id = x.fire_id AND d.channel = x.channel AND d.status = 'sending' "
+    "   AND d.lease_until = x.lease "
+    "RETURNING d.fire_id, d.channel, d.status, d.attempts, te_ts(d.last_attempt_at), d.delivery_id, "
+    "  d.reminder_id, d.user_id, d.error, d.event, "
+    "  (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+static const char DLQ_SQL[] =
+    "INSERT INTO outbox (topic, key, payload) "
+    "SELECT 'notification.dlq', e->>0, e->>1 FROM json_array_elements($1::json) e";
+static const char SETTLE_SQL[] =
+    "SELECT te_reminder_settle(f::uuid) FROM json_array_elements_text($1::json) f";
+
+static void copy(char *dst, size_t size, const char *src) { snprintf(dst, size, "%s", src ? src : ""); }
+
+static char *dup_or_null(const PGresult *res, int i, int col) {
+    return PQgetisnull(res, i, col) ? NULL : strdup(PQgetvalue(res, i, col));
+}
+
+static void delivery_free(delivery_t *d) {
+    free(d->event);
+    free(d->webhook_url);
+    free(d->webhook_secret);
+    free(d->email);
+    memset(d, 0, sizeof *d);
+}
+
+/* Claims up to max due deliveries into d.  Count or -1. */
+static int claim(rem_t *r, PGconn *c, delivery_t *d, int max, char *err, size_t n) {
+    char lim[16], lease[24];
+    snprintf(lim, sizeof lim, "%d", max);
+    snprintf(lease, sizeof lease, "%ld", r->cfg.lease_s);
+    const char *v[2] = {lim, lease};
+    PGresult *res = PQexecParams(c, CLAIM_SQL, 2, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, n, "claim deliveries: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        delivery_t *x = &d[i];
+        memset(x, 0, sizeof *x);
+        copy(x->fire_id, sizeof x->fire_id, PQgetvalue(res, i, 0));
+        copy(x->channel, sizeof x->channel, PQgetvalue(res, i, 1));
+        copy(x->delivery_id, sizeof x->delivery_id, PQgetvalue(res, i, 2));
+        copy(x->reminder_id, sizeof x->reminder_id, PQgetvalue(res, i, 3));
+        copy(x->user_id, sizeof x->user_id, PQgetvalue(res, i, 4));
+        copy(x->lease, sizeof x->lease, PQgetvalue(res, i, 5));
+        x->attempts = atoi(PQgetvalue(res, i, 6));
+        x->event = dup_or_null(res, i, 7);
+        x->current = PQgetvalue(res, i, 8)[0] == 't';
+        x->remind_at_ms = strtoll(PQgetvalue(res, i, 9), NULL, 10);
+        x->webhook_url = dup_or_null(res, i, 10);
+        x->webhook_secret = dup_or_null(res, i, 11);
+        x->email = dup_or_null(res, i, 12);
+    }
+    PQclear(res);
+    return rows;
+}
+
+/* The notification.dlq record of a delivery that failed for good. */
+static char *dlq_event(const PGresult *res, int i, char *err, size_t n) {
+    json_object *d = json_object_new_object();
+    json_object *orig = json_tokener_parse(PQgetvalue(res, i, 9));
+    json_object_object_add(d, "original_topic", json_object_new_string(TE_TOPIC_REMINDER_DUE));
+    json_object_object_add(d, "original_event", orig ? orig : json_object_new_string(PQgetvalue(res, i, 9)));
+    json_object_object_add(d, "error", json_object_new_string(PQgetisnull(res, i, 8) ? "failed"
+                                                                                    : PQgetvalue(res, i, 8)));
+    json_object_object_add(d, "attempt_count", json_object_new_int(atoi(PQgetvalue(res, i, 3))));
+    json_object_object_add(d, "last_attempt_at", json_object_new_string(PQgetvalue(res, i, 4)));
+    json_object_object_add(d, "channel", json_object_new_string(PQgetvalue(res, i, 1)));
+    json_object_object_add(d, "delivery_id", json_object_new_string(PQgetvalue(res, i, 5)));
+    json_object_object_add(d, "reminder_id", json_object_new_string(PQgetvalue(res, i, 6)));
+    return td_event_json(TE_EVENT_NOTIFICATION_DLQ, SOURCE, NULL, PQgetvalue(res, i, 7), NULL, d, err, n);
+}
+
+/* Records the outcomes of d[0..n) in one transaction.  0 or -1. */
+static int record(rem_t *r, PGconn *c, delivery_t *d, int n, char *err, size_t errn) {
+    json_object *rows = json_object_new_array();
+    for (int i = 0; i < n; i++) {
+        json_object *o = json_object_new_object();
+        const char *outcome = !d[i].current ? "cancel"
+                              : d[i].attempts > r->cfg.max_attempts ? "lost"
+                              : d[i].ok ? "ok" : "error";
+        json_object_object_add(o, "fire_id", json_object_new_string(d[i].fire_id));
+        json_object_object_add(o, "channel", json_object_new_string(d[i].channel));
+        json_object_object_add(o, "lease", json_object_new_string(d[i].lease));
+        json_object_object_add(o, "outcome", json_object_new_string(outcome));
+        json_object_object_add(o, "error", json_object_new_string(
+            strcmp(outcome, "lost") == 0 ? "the last attempt did not report (its process stopped)"
+                                         : d[i].error));
+        json_object_array_add(rows, o);
+    }
+    char max[16], backoff[24];
+    snprintf(max, sizeof max, "%ld", r->cfg.max_attempts);
+    snprintf(backoff, sizeof backoff, "%ld", r->cfg.backoff_ms);
+    const char *v[3] = {json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN), max, backoff};
+    int rc = td_pg_exec(c, "BEGIN", err, errn);
+    PGresult *res = rc == 0 ? PQexecParams(c, RESULT_SQL, 3, NULL, v, NULL, NULL, 0) : NULL;
+    json_object_put(rows);
+    if (rc == 0 && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, errn, "record deliveries: %s", PQresultErrorMessage(res));
+        rc = -1;
+    }
+    json_object *dlq = json_object_new_array(), *settle = json_object_new_array();
+    int nres = rc == 0 ? PQntuples(res) : 0;
+    for (int i = 0; i < nres && rc == 0; i++) {
+        const char *status = PQgetvalue(res, i, 2);
+        if (strcmp(status, "pending") != 0) json_object_array_add(settle, json_object_new_string(PQgetvalue(res, i, 0)));
+        if (strcmp(status, "failed") != 0) continue;
+        char *ev = dlq_event(res, i, err, errn);
+        if (!ev) {
+            rc = -1;
+            break;
+        }
+        json_object *pair = json_object_new_array();
+        json_object_array_add(pair, json_object_new_string(PQgetvalue(res, i, 7)));
+        json_object_array_add(pair, json_object_new_string(ev));
+        json_object_array_add(dlq, pair);
+        te_free(ev);
+    }
+    if (rc == 0) {
+        const char *dv[1] = {json_object_to_json_string_ext(dlq, JSON_C_TO_STRING_PLAIN)};
+        const char *sv[1] = {json_object_to_json_string_ext(settle, JSON_C_TO_STRING_PLAIN)};
+        td_pg_stmt_t st[3] = {{DLQ_SQL, 1, dv, NULL}, {SETTLE_SQL, 1, sv, NULL}, {"COMMIT", 0, NULL, NULL}};
+        rc = td_pg_pipeline(c, st, 3, err, errn);
+        for (int i = 0; rc == 0 && i < 3; i++) PQclear(st[i].res);
+    }
+    if (rc != 0) {
+        td_pg_exec(c, "ROLLBACK", NULL, 0);
+    } else {
+        /* metrics for what was recorded */
+        for (int i = 0; i < nres; i++) {
+            const char *ch = PQgetvalue(res, i, 1), *status = PQgetvalue(res, i, 2);
+            if (strcmp(status, "cancelled") == 0) continue;
+            int ok = strcmp(status, "sent") == 0;
+            td_metric_inc(r->m_attempts, (const char *const[]){ch, ok ? "ok" : "error"}, 1);
+            if (strcmp(status, "failed") == 0) {
+                td_metric_inc(r->m_dlq, (const char *const[]){ch}, 1);
+                td_logf(TD_LOG_WARN, NULL, "%s delivery %s of reminder %s failed after %s attempts: %s", ch,
+                        PQgetvalue(res, i, 5), PQgetvalue(res, i, 6), PQgetvalue(res, i, 3),
+                        PQgetvalue(res, i, 8));
+            }
+            if (!ok) continue;
+            long long now_ms = strtoll(PQgetvalue(res, i, 10), NULL, 10);
+            for (int k = 0; k < n; k++)
+                if (strcmp(d[k].fire_id, PQgetvalue(res, i, 0)) == 0 && strcmp(d[k].channel, ch) == 0)
+                    td_metric_observe(r->m_lateness, (const char *const[]){ch},
+                                      (double)(now_ms - d[k].remind_at_ms) / 1000.0);
+        }
+    }
+    PQclear(res);
+    json_object_put(dlq);
+    json_object_put(settle);
+    return rc;
+}
+
+/* Milliseconds until the next delivery row comes due (capped at 5 s: a
+ * new row also notifies). */
+static int next_wait_ms(PGconn *c) {
+    PGresult *res = PQexec(c,
+        "SELECT extract(epoch FROM min(CASE WHEN status = 'pending' THEN next_attempt_at "
+        "                                   ELSE lease_until END) - clock_timestamp()) * 1000 "
+        "  FROM reminder_deliveries WHERE status IN ('pending', 'sending') AND channel <> 'in_app'");
+    int wait = 5000;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && !PQgetisnull(res, 0, 0)) {
+        double ms = strtod(PQgetvalue(res, 0, 0), NULL) + 1;
+        wait = ms <= 0 ? 0 : ms < wait ? (int)ms : wait;
+    }
+    PQclear(res);
+    return wait;
+}
+
+void *delivery_main(void *arg) {
+    rem_t *r = arg;
+    PGconn *conn = NULL;
+    int listening_pid = 0, down_logged = 0;
+    delivery_t d[BATCH];
+    while (!atomic_load(&r->stopping)) {
+        char err[512] = "";
+        PGconn *c = rem_conn(r, &conn, err, sizeof err);
+        if (!c) {
+            if (!down_logged++) td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
+            td_pg_wait(NULL, r->stop_pipe[0], 1000);
+            continue;
+        }
+        down_logged = 0;
+        if (PQbackendPID(c) != listening_pid) {
+            if (td_pg_exec(c, "LISTEN te_deliveries", err, sizeof err) != 0) {
+                td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
+                td_pg_wait(NULL, r->stop_pipe[0], 1000);
+                continue;
+            }
+            listening_pid = PQbackendPID(c);
+        }
+        int n = claim(r, c, d, BATCH, err, sizeof err);
+        if (n < 0) {
+            td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
+            td_pg_wait(NULL, r->stop_pipe[0], 1000);
+            continue;
+        }
+        if (n == 0) {
+            int wait = next_wait_ms(c);
+            if (wait > 0) td_pg_wait(c, r->stop_pipe[0], wait);
+            continue;
+        }
+        /* send the current ones (the rest are recorded as cancelled / lost) */
+        delivery_t *send[BATCH];
+        size_t ns = 0;
+        for (int i = 0; i < n; i++)
+            if (d[i].current && d[i].attempts <= r->cfg.max_attempts) send[ns++] = &d[i];
+        channels_send(&r->cfg, send, ns);
+        /* record; while PostgreSQL is down keep trying (the lease keeps the
+         * rows ours for TE_NOTIFY_LEASE_S) */
+        for (int tries = 0;; tries++) {
+            PGconn *rc = rem_conn(r, &conn, err, sizeof err);
+            if (rc && record(r, rc, d, n, err, sizeof err) == 0) break;
+            if (tries == 0 || atomic_load(&r->stopping)) td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
+            if (atomic_load(&r->stopping) || tries > 40) break; /* the lease will hand them over */
+            td_pg_wait(NULL, r->stop_pipe[0], 1000);
+        }
+        for (int i = 0; i < n; i++) delivery_free(&d[i]);
+    }
+    if (conn) PQfinish(conn);
+    channels_thread_done();
+    return NULL;
+}

@@ -1,0 +1,172 @@
+/* The scheduler: fires due reminders on time, once (docs/reminder.md).
+ *
+ * One transaction per batch claims due reminders with FOR UPDATE SKIP
+ * LOCKED, gives each a firing id (the reminder.due event id) and writes the
+ * events to the outbox: a reminder is fired exactly when its row says so,
+ * whatever happens to this process or its replicas.  Times come from
+ * PostgreSQL's clock, which every replica shares. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "pg.h"
+#include "reminder.h"
+
+static const char CLAIM_SQL[] =
+    "WITH due AS (SELECT id FROM reminders "
+    "              WHERE status = 'pending' AND fire_id IS NULL AND remind_at <= clock_timestamp() "
+    "              ORDER BY remind_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
+    "UPDATE reminders r SET fire_id = gen_random_uuid(), "
+    "       late = clock_timestamp() - r.remind_at > $2 * interval '1 second', "
+    "       status = CASE WHEN clock_timestamp() - r.remind_at > $3 * interval '1 second' "
+    "                     THEN 'missed' ELSE r.status END "
+    "  FROM due WHERE r.id = due.id "
+    "RETURNING r.id, r.fire_id, r.task_id, r.user_id, te_ts(r.remind_at), r.late, r.status, "
+    "  (SELECT t.title FROM tasks t WHERE t.id = r.task_id), "
+    "  (SELECT te_ts(t.due_at) FROM tasks t WHERE t.id = r.task_id), "
+    "  coalesce((SELECT array_to_json(s.channels)::text FROM notification_settings s "
+    "             WHERE s.user_id = r.user_id), '[\"in_app\"]')";
+
+static const char OUTBOX_SQL[] =
+    "INSERT INTO outbox (topic, key, payload) "
+    "SELECT 'reminder.due', e->>0, e->>1 FROM json_array_elements($1::json) e";
+
+/* The reminder.due event of claimed row i. */
+static char *due_event(const PGresult *res, int i, char *err, size_t n) {
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "reminder_id", json_object_new_string(PQgetvalue(res, i, 0)));
+    json_object_object_add(d, "task_id", json_object_new_string(PQgetvalue(res, i, 2)));
+    json_object_object_add(d, "user_id", json_object_new_string(PQgetvalue(res, i, 3)));
+    json_object_object_add(d, "title", json_object_new_string(PQgetvalue(res, i, 7)));
+    json_object_object_add(d, "remind_at", json_object_new_string(PQgetvalue(res, i, 4)));
+    json_object_object_add(d, "due_date", PQgetisnull(res, i, 8) ? NULL
+                                                                 : json_object_new_string(PQgetvalue(res, i, 8)));
+    json_object *ch = json_tokener_parse(PQgetvalue(res, i, 9));
+    json_object_object_add(d, "channels", ch ? ch : json_object_new_array());
+    json_object_object_add(d, "late", json_object_new_boolean(PQgetvalue(res, i, 5)[0] == 't'));
+    return td_event_json(TE_EVENT_REMINDER_DUE, SOURCE, PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
+                         NULL, d, err, n);
+}
+
+/* Fires one batch.  Returns the number of reminders claimed, -1 on error. */
+static int fire_batch(rem_t *r, PGconn *c, char *err, size_t n) {
+    if (td_pg_exec(c, "BEGIN", err, n) != 0) return -1;
+    char batch[24], late[24], grace[24];
+    snprintf(batch, sizeof batch, "%ld", r->cfg.batch);
+    snprintf(late, sizeof late, "%ld", r->cfg.late_after_s);
+    snprintf(grace, sizeof grace, "%ld", r->cfg.grace_s);
+    const char *v[3] = {batch, late, grace};
+    PGresult *res = PQexecParams(c, CLAIM_SQL, 3, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, n, "claim reminders: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        td_pg_exec(c, "ROLLBACK", NULL, 0);
+        return -1;
+    }
+    int rows = PQntuples(res), due = 0, lates = 0, missed = 0, rc = rows;
+    json_object *events = json_object_new_array();
+    for (int i = 0; i < rows && rc >= 0; i++) {
+        if (strcmp(PQgetvalue(res, i, 6), "missed") == 0) {
+            missed++;
+            td_logf(TD_LOG_WARN, NULL, "reminder %s of task %s missed: due %s, beyond the grace window",
+                    PQgetvalue(res, i, 0), PQgetvalue(res, i, 2), PQgetvalue(res, i, 4));
+            continue;
+        }
+        char *ev = due_event(res, i, err, n);
+        if (!ev) {
+            rc = -1;
+            break;
+        }
+        json_object *pair = json_object_new_array();
+        json_object_array_add(pair, json_object_new_string(PQgetvalue(res, i, 3)));
+        json_object_array_add(pair, json_object_new_string(ev));
+        json_object_array_add(events, pair);
+        te_free(ev);
+        if (PQgetvalue(res, i, 5)[0] == 't') lates++;
+        else due++;
+    }
+    PQclear(res);
+    if (rc >= 0 && json_object_array_length(events) > 0) {
+        const char *ov[1] = {json_object_to_json_string_ext(events, JSON_C_TO_STRING_PLAIN)};
+        PGresult *o = PQexecParams(c, OUTBOX_SQL, 1, NULL, ov, NULL, NULL, 0);
+        if (PQresultStatus(o) != PGRES_COMMAND_OK) {
+            snprintf(err, n, "reminder.due to the outbox: %s", PQresultErrorMessage(o));
+            rc = -1;
+        }
+        PQclear(o);
+    }
+    json_object_put(events);
+    if (rc < 0 || td_pg_exec(c, "COMMIT", err, n) != 0) {
+        td_pg_exec(c, "ROLLBACK", NULL, 0);
+        return -1;
+    }
+    static const char *const L_DUE[] = {"due"}, *const L_LATE[] = {"late"}, *const L_MISSED[] = {"missed"};
+    if (due) td_metric_inc(r->m_fired, L_DUE, due);
+    if (lates) td_metric_inc(r->m_fired, L_LATE, lates);
+    if (missed) td_metric_inc(r->m_fired, L_MISSED, missed);
+    if (lates) td_logf(TD_LOG_INFO, NULL, "fired %d reminders late (after downtime)", lates);
+    return rc;
+}
+
+/* Milliseconds until the earliest waiting reminder (capped), from
+ * PostgreSQL's clock. */
+static long next_wait_ms(rem_t *r, PGconn *c) {
+    PGresult *res = PQexec(c, "SELECT extract(epoch FROM min(remind_at) - clock_timestamp()) * 1000 "
+                              "FROM reminders WHERE status = 'pending' AND fire_id IS NULL");
+    long wait = r->cfg.max_sleep_ms;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && !PQgetisnull(res, 0, 0)) {
+        double ms = ceil(strtod(PQgetvalue(res, 0, 0), NULL));
+        wait = ms <= 0 ? 0 : ms < (double)wait ? (long)ms : wait;
+    } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        wait = 1000;
+    }
+    PQclear(res);
+    return wait;
+}
+
+void scheduler_wake(rem_t *r) {
+    char b = 1;
+    if (write(r->sched_wake[1], &b, 1) < 0) {
+        /* the pipe is full: a wake-up is pending anyway */
+    }
+}
+
+void *scheduler_main(void *arg) {
+    rem_t *r = arg;
+    PGconn *conn = NULL;
+    int listening_pid = 0, down_logged = 0;
+    while (!atomic_load(&r->stopping)) {
+        char err[512] = "";
+        PGconn *c = rem_conn(r, &conn, err, sizeof err);
+        if (!c) {
+            if (!down_logged++) td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
+            td_pg_wait(NULL, r->sched_wake[0], 1000);
+            continue;
+        }
+        if (down_logged) td_logf(TD_LOG_INFO, NULL, "scheduler: PostgreSQL is back");
+        down_logged = 0;
+        if (PQbackendPID(c) != listening_pid) { /* a new connection */
+            if (td_pg_exec(c, "LISTEN te_reminders", err, sizeof err) != 0) {
+                td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
+                td_pg_wait(NULL, r->sched_wake[0], 1000);
+                continue;
+            }
+            listening_pid = PQbackendPID(c);
+        }
+        int fired = fire_batch(r, c, err, sizeof err);
+        if (fired < 0) {
+            td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
+            td_pg_wait(NULL, r->sched_wake[0], 1000);
+            continue;
+        }
+        if (fired >= r->cfg.batch) continue; /* more are due */
+        long wait = next_wait_ms(r, c);
+        if (wait > 0) td_pg_wait(c, r->sched_wake[0], (int)wait);
+    }
+    if (conn) PQfinish(conn);
+    return NULL;
+}
