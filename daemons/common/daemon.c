@@ -131,17 +131,17 @@ int td_consumer_ops(td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool
         PGconn *c = td_pg_acquire(pool, err, sizeof err);
         int pg_ok = c && td_pg_exec(c, "SELECT 1", err, sizeof err) == 0;
         if (c) td_pg_release(pool, c);
-        te_consumer_stats_t st;
-        te_consumer_stats(consumer, &st);
-        int assigned = st.rebalances > 0; /* partitions assigned at least once */
+        te_consumer_stats_t st = {0};
+        if (consumer) te_consumer_stats(consumer, &st);
+        int assigned = !consumer || st.rebalances > 0; /* partitions assigned at least once */
         char body[160];
         snprintf(body, sizeof body, "{\"status\":\"%s\",\"checks\":{\"postgres\":\"%s\",\"kafka\":\"%s\"}}",
                  pg_ok && assigned ? "ready" : "not ready", pg_ok ? "ok" : "unavailable",
                  assigned ? "assigned" : "waiting for partitions");
         ops_respond(resp, pg_ok && assigned ? 200 : 503, body);
     } else if (strcmp(path, "/metrics") == 0) {
-        te_consumer_stats_t st;
-        te_consumer_stats(consumer, &st);
+        te_consumer_stats_t st = {0};
+        if (consumer) te_consumer_stats(consumer, &st);
         static const struct {
             const char *name, *help;
             size_t off;

@@ -37,7 +37,7 @@ char *td_event_json(const char *type, const char *source, const char *id, const 
 
 /* The operations routes of a daemon built around a consumer: /healthz,
  * /readyz (PostgreSQL answers, partitions assigned), /metrics (with the
- * consumer's counters).  1 when path was one of them (answered), 0 when
+ * consumer's counters; consumer NULL: none).  1 when path was one of them (answered), 0 when
  * not (resp untouched). */
 int td_consumer_ops(td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool, te_consumer_t *consumer);
 

@@ -23,6 +23,7 @@ typedef struct ops_s {
     rem_t *rem;
     td_pg_pool_t *pool;
     te_consumer_t *consumer;
+    int rem_delivery; /* the consumer runs (TE_REMINDER_DELIVERY) */
 } ops_t;
 
 PGconn *rem_conn(rem_t *r, PGconn **slot, char *err, size_t n) {
@@ -42,7 +43,7 @@ PGconn *rem_conn(rem_t *r, PGconn **slot, char *err, size_t n) {
 
 static void ops_handler(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
     ops_t *ops = arg;
-    if (td_consumer_ops(req, resp, ops->pool, ops->consumer)) return;
+    if (td_consumer_ops(req, resp, ops->pool, ops->rem_delivery ? ops->consumer : NULL)) return;
     const char *m = td_http_method(req);
     if (strcmp(td_http_path(req), "/reminder-scheduler") != 0) {
         td_http_resp_set(resp, 404, "application/json", "{\"status\":\"not found\"}", 22);
@@ -137,6 +138,7 @@ int main(int argc, char **argv) {
     int retention = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
     int run_scheduler = td_env_bool_checked("TE_REMINDER_SCHEDULER", 1, &bad);
     int run_delivery = td_env_bool_checked("TE_REMINDER_DELIVERY", 1, &bad);
+    ops.rem_delivery = run_delivery;
     if (bad || read_config(&rem.cfg) != 0) goto out;
     if (nonblocking_pipe(rem.sched_wake) != 0 || nonblocking_pipe(rem.stop_pipe) != 0) goto out;
     if (td_env_bool("TE_MIGRATE", 1) && td_migrate(pg_url) != 0) goto out;

@@ -6,6 +6,11 @@ ALTER TABLE reminders ADD COLUMN fire_id uuid;
 ALTER TABLE reminders ADD COLUMN late boolean NOT NULL DEFAULT false;
 CREATE INDEX reminders_due ON reminders (remind_at) WHERE status = 'pending' AND fire_id IS NULL;
 CREATE UNIQUE INDEX reminders_fire ON reminders (fire_id);
+-- The scheduler needs waking only when a reminder is added, moved or
+-- re-armed (fire_id reset), not when its status is settled.
+DROP TRIGGER reminders_notify ON reminders;
+CREATE TRIGGER reminders_notify AFTER INSERT OR UPDATE OF remind_at, fire_id ON reminders
+    FOR EACH STATEMENT EXECUTE FUNCTION te_notify_reminders();
 
 -- Where a user's reminders go.  No row = in-app only.
 CREATE TABLE notification_settings (
