@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,19 +27,26 @@ static size_t discard(char *p, size_t size, size_t n, void *arg) {
 /* Loopback, private (RFC 1918, RFC 4193), link-local, CGNAT, unspecified
  * and multicast addresses: a user's webhook must not reach into the
  * cluster or the host. */
-static int address_blocked(const struct sockaddr *sa) {
+static int blocked_v4(uint32_t a) { /* a in host order */
+    return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xA9FE ||
+           (a >> 20) == 0xAC1 || (a >> 16) == 0xC0A8 || (a >> 22) == (100u << 2 | 1) ||
+           (a >> 28) == 0xE || a == 0xFFFFFFFFu;
+}
+
+int channels_address_blocked(const struct sockaddr *sa) {
     if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 || (a >> 16) == 0xA9FE ||
-               (a >> 20) == 0xAC1 || (a >> 16) == 0xC0A8 || (a >> 22) == (100u << 2 | 1) ||
-               (a >> 28) == 0xE || a == 0xFFFFFFFFu;
+        struct sockaddr_in in;
+        memcpy(&in, sa, sizeof in);
+        return blocked_v4(ntohl(in.sin_addr.s_addr));
     }
     if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        struct sockaddr_in6 in6;
+        memcpy(&in6, sa, sizeof in6);
+        const struct in6_addr *a = &in6.sin6_addr;
         if (IN6_IS_ADDR_V4MAPPED(a)) {
-            struct sockaddr_in v4 = {.sin_family = AF_INET};
-            memcpy(&v4.sin_addr, a->s6_addr + 12, 4);
-            return address_blocked((const struct sockaddr *)&v4);
+            uint32_t v4;
+            memcpy(&v4, a->s6_addr + 12, 4);
+            return blocked_v4(ntohl(v4));
         }
         return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
                IN6_IS_ADDR_MULTICAST(a) || (a->s6_addr[0] & 0xFE) == 0xFC;
@@ -49,7 +57,7 @@ static int address_blocked(const struct sockaddr *sa) {
 static curl_socket_t open_checked(void *arg, curlsocktype purpose, struct curl_sockaddr *addr) {
     delivery_t *d = arg;
     (void)purpose;
-    if (address_blocked(&addr->addr)) {
+    if (channels_address_blocked(&addr->addr)) {
         d->refused = 1;
         return CURL_SOCKET_BAD;
     }
@@ -58,7 +66,7 @@ static curl_socket_t open_checked(void *arg, curlsocktype purpose, struct curl_s
 
 /* base64(HMAC-SHA256(key, id "." ts "." body)) with key = the decoded
  * part of "whsec_<base64>".  0 or -1. */
-static int sign(const char *secret, const char *id, const char *ts, const char *body, char out[64]) {
+int channels_sign(const char *secret, const char *id, const char *ts, const char *body, char out[64]) {
     if (!secret || strncmp(secret, "whsec_", 6) != 0) return -1;
     const char *b64 = secret + 6;
     size_t n = strlen(b64);
@@ -87,7 +95,7 @@ static int webhook_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h) {
     }
     char ts[24], sig[64], hdr[160];
     snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
-    if (sign(d->webhook_secret, d->delivery_id, ts, d->event, sig) != 0) {
+    if (channels_sign(d->webhook_secret, d->delivery_id, ts, d->event, sig) != 0) {
         snprintf(d->error, sizeof d->error, "no usable webhook secret in the notification settings");
         return -1;
     }
@@ -132,7 +140,7 @@ static void one_line(char *s) {
 
 /* Appends "Subject: Reminder: <title>", RFC 2047 B-encoded (folded, split
  * on UTF-8 character boundaries) when the title is not plain ASCII. */
-static void subject(char *buf, size_t size, const char *title) {
+void channels_subject(char *buf, size_t size, const char *title) {
     size_t len = strlen(buf);
     char text[1024];
     snprintf(text, sizeof text, "Reminder: %s", title);
@@ -193,7 +201,7 @@ static int email_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h) {
              "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n"
              "Content-Transfer-Encoding: 8bit\r\nAuto-Submitted: auto-generated\r\n",
              cfg->smtp_from, d->email, date, d->delivery_id);
-    subject(m, cap, title ? title : "");
+    channels_subject(m, cap, title ? title : "");
     size_t len = strlen(m);
     char t[1024];
     snprintf(t, sizeof t, "%s", title ? title : "");

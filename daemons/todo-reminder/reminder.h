@@ -71,6 +71,20 @@ typedef struct delivery_s {
  * parallel) and sets each one's ok / error.  Returns when all are done. */
 void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n);
 void channels_global_init(void);
+
+/* Exposed for the unit tests (tests/unit/test_td_reminder.c). */
+struct sockaddr;
+/* 1 for loopback, private, link-local, CGNAT, unspecified, multicast and
+ * broadcast addresses (IPv4-mapped IPv6 as IPv4). */
+int channels_address_blocked(const struct sockaddr *sa);
+/* Standard Webhooks: base64(HMAC-SHA256(key, id "." ts "." body)), key =
+ * the base64-decoded part of "whsec_<base64>".  0, or -1 for a bad secret. */
+int channels_sign(const char *secret, const char *id, const char *ts, const char *body, char out[64]);
+/* Appends the Subject header line(s) "Reminder: <title>" to the string in
+ * buf: control characters become spaces; RFC 2047 B-encoded words (at
+ * most 75 characters each, split between UTF-8 characters, folded) when
+ * not plain ASCII. */
+void channels_subject(char *buf, size_t size, const char *title);
 /* Frees the calling delivery thread's transport state. */
 void channels_thread_done(void);
 void channels_global_cleanup(void);
