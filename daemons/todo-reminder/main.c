@@ -72,6 +72,7 @@ static int read_config(rem_config_t *c) {
     c->grace_s = td_env_long_named("TE_REMINDER_GRACE_S", 3600, 1, 365L * 86400, &bad);
     c->batch = td_env_long_named("TE_REMINDER_BATCH", 1000, 1, 100000, &bad);
     c->max_sleep_ms = td_env_long_named("TE_REMINDER_MAX_SLEEP_MS", 60000, 10, 3600000, &bad);
+    c->resend_after_s = td_env_long_named("TE_REMINDER_RESEND_AFTER_S", 600, 10, 30L * 86400, &bad);
     c->threads = td_env_long_named("TE_NOTIFY_THREADS", 8, 1, 256, &bad);
     c->max_attempts = td_env_long_named("TE_NOTIFY_MAX_ATTEMPTS", 3, 1, 100, &bad);
     c->backoff_ms = td_env_long_named("TE_NOTIFY_BACKOFF_MS", 1000, 1, 3600000, &bad);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -16,20 +17,36 @@
 #include "pg.h"
 #include "reminder.h"
 
+/* What the reminder.due event of a fired reminder needs. */
+#define FIRED_COLUMNS                                                                      \
+    "r.id, r.fire_id, r.task_id, r.user_id, te_ts(r.remind_at), r.late, r.status, "        \
+    "(SELECT t.title FROM tasks t WHERE t.id = r.task_id), "                               \
+    "(SELECT te_ts(t.due_at) FROM tasks t WHERE t.id = r.task_id), "                       \
+    "coalesce((SELECT array_to_json(s.channels)::text FROM notification_settings s "       \
+    "           WHERE s.user_id = r.user_id), '[\"in_app\"]')"
+
+/* $1 batch, $2 late after (s), $3 grace (s). */
 static const char CLAIM_SQL[] =
     "WITH due AS (SELECT id FROM reminders "
     "              WHERE status = 'pending' AND fire_id IS NULL AND remind_at <= clock_timestamp() "
     "              ORDER BY remind_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
-    "UPDATE reminders r SET fire_id = gen_random_uuid(), "
+    "UPDATE reminders r SET fire_id = gen_random_uuid(), fired_at = clock_timestamp(), "
     "       late = clock_timestamp() - r.remind_at > $2 * interval '1 second', "
     "       status = CASE WHEN clock_timestamp() - r.remind_at > $3 * interval '1 second' "
     "                     THEN 'missed' ELSE r.status END "
     "  FROM due WHERE r.id = due.id "
-    "RETURNING r.id, r.fire_id, r.task_id, r.user_id, te_ts(r.remind_at), r.late, r.status, "
-    "  (SELECT t.title FROM tasks t WHERE t.id = r.task_id), "
-    "  (SELECT te_ts(t.due_at) FROM tasks t WHERE t.id = r.task_id), "
-    "  coalesce((SELECT array_to_json(s.channels)::text FROM notification_settings s "
-    "             WHERE s.user_id = r.user_id), '[\"in_app\"]')";
+    "RETURNING " FIRED_COLUMNS;
+
+/* Fired more than $2 s ago and no consumer created its deliveries: the
+ * same event (same id: the consumer dedupes) again.  $1 batch. */
+static const char RESEND_SQL[] =
+    "WITH lost AS (SELECT id FROM reminders r2 "
+    "               WHERE status = 'pending' AND fire_id IS NOT NULL "
+    "                 AND fired_at < clock_timestamp() - $2 * interval '1 second' "
+    "                 AND NOT EXISTS (SELECT 1 FROM reminder_deliveries d WHERE d.fire_id = r2.fire_id) "
+    "               ORDER BY fired_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
+    "UPDATE reminders r SET fired_at = clock_timestamp() FROM lost WHERE r.id = lost.id "
+    "RETURNING " FIRED_COLUMNS;
 
 static const char OUTBOX_SQL[] =
     "INSERT INTO outbox (topic, key, payload) "
@@ -52,15 +69,16 @@ static char *due_event(const PGresult *res, int i, char *err, size_t n) {
                          NULL, d, err, n);
 }
 
-/* Fires one batch.  Returns the number of reminders claimed, -1 on error. */
-static int fire_batch(rem_t *r, PGconn *c, char *err, size_t n) {
+/* Fires one batch (resend: the lost ones again).  Returns the number of
+ * reminders claimed, -1 on error. */
+static int fire_batch(rem_t *r, PGconn *c, int resend, char *err, size_t n) {
     if (td_pg_exec(c, "BEGIN", err, n) != 0) return -1;
-    char batch[24], late[24], grace[24];
+    char batch[24], secs[24], grace[24];
     snprintf(batch, sizeof batch, "%ld", r->cfg.batch);
-    snprintf(late, sizeof late, "%ld", r->cfg.late_after_s);
+    snprintf(secs, sizeof secs, "%ld", resend ? r->cfg.resend_after_s : r->cfg.late_after_s);
     snprintf(grace, sizeof grace, "%ld", r->cfg.grace_s);
-    const char *v[3] = {batch, late, grace};
-    PGresult *res = PQexecParams(c, CLAIM_SQL, 3, NULL, v, NULL, NULL, 0);
+    const char *v[3] = {batch, secs, grace};
+    PGresult *res = PQexecParams(c, resend ? RESEND_SQL : CLAIM_SQL, resend ? 2 : 3, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         snprintf(err, n, "claim reminders: %s", PQresultErrorMessage(res));
         PQclear(res);
@@ -104,6 +122,12 @@ static int fire_batch(rem_t *r, PGconn *c, char *err, size_t n) {
         td_pg_exec(c, "ROLLBACK", NULL, 0);
         return -1;
     }
+    if (resend) {
+        if (rows) td_logf(TD_LOG_WARN, NULL, "sent %d reminder.due events again: no consumer took them", rows);
+        static const char *const L_RESENT[] = {"resent"};
+        if (rows) td_metric_inc(r->m_fired, L_RESENT, rows);
+        return rc;
+    }
     static const char *const L_DUE[] = {"due"}, *const L_LATE[] = {"late"}, *const L_MISSED[] = {"missed"};
     if (due) td_metric_inc(r->m_fired, L_DUE, due);
     if (lates) td_metric_inc(r->m_fired, L_LATE, lates);
@@ -139,6 +163,7 @@ void *scheduler_main(void *arg) {
     rem_t *r = arg;
     PGconn *conn = NULL;
     int listening_pid = 0, down_logged = 0;
+    time_t next_resend = time(NULL); /* at start too: a restart may follow a long outage */
     while (!atomic_load(&r->stopping)) {
         char err[512] = "";
         PGconn *c = rem_conn(r, &conn, err, sizeof err);
@@ -157,7 +182,13 @@ void *scheduler_main(void *arg) {
             }
             listening_pid = PQbackendPID(c);
         }
-        int fired = fire_batch(r, c, err, sizeof err);
+        /* every minute: fired reminders whose event no consumer took */
+        time_t now = time(NULL);
+        if (now >= next_resend) {
+            next_resend = now + 60;
+            if (fire_batch(r, c, 1, err, sizeof err) < 0) td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
+        }
+        int fired = fire_batch(r, c, 0, err, sizeof err);
         if (fired < 0) {
             td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
             td_pg_wait(NULL, r->sched_wake[0], 1000);

@@ -1,10 +1,15 @@
 -- 003: reminder firing and delivery (todo-reminder, docs/reminder.md).
 -- fire_id: the current firing (= the reminder.due event id), NULL while
 -- waiting; reset when the reminder is moved or re-armed, which abandons a
--- firing in progress.  late: fired after the late threshold.
+-- firing in progress.  fired_at: when its reminder.due was (last) written.
+-- late: fired after the late threshold.
 ALTER TABLE reminders ADD COLUMN fire_id uuid;
+ALTER TABLE reminders ADD COLUMN fired_at timestamptz;
 ALTER TABLE reminders ADD COLUMN late boolean NOT NULL DEFAULT false;
 CREATE INDEX reminders_due ON reminders (remind_at) WHERE status = 'pending' AND fire_id IS NULL;
+-- fired, not yet delivered: the scheduler re-sends a reminder.due that no
+-- consumer took in time (lost with an expired topic, say)
+CREATE INDEX reminders_fired ON reminders (fired_at) WHERE status = 'pending' AND fire_id IS NOT NULL;
 CREATE UNIQUE INDEX reminders_fire ON reminders (fire_id);
 -- The scheduler needs waking only when a reminder is added, moved or
 -- re-armed (fire_id reset), not when its status is settled.
