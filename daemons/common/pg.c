@@ -149,10 +149,14 @@ int td_pg_pipeline(PGconn *c, td_pg_stmt_t *st, size_t n, char *errstr, size_t e
     for (; sent < n; sent++)
         if (!PQsendQueryParams(c, st[sent].sql, st[sent].nparams, NULL, st[sent].params, NULL, NULL, 0))
             break;
-    if (sent < n || !PQpipelineSync(c)) {
+    /* the sync point also after a failed send: without it the results of
+     * the statements already sent would never arrive */
+    int synced = PQpipelineSync(c);
+    if (sent < n || !synced) {
         snprintf(errstr, errstr_size, "postgres: %s", PQerrorMessage(c));
         rc = -1;
     }
+    if (!synced) sent = 0; /* the connection is broken: nothing to read */
     /* one result (then NULL) per statement sent, then the sync point */
     for (size_t i = 0; i < sent; i++) {
         PGresult *r = PQgetResult(c);
@@ -161,7 +165,7 @@ int td_pg_pipeline(PGconn *c, td_pg_stmt_t *st, size_t n, char *errstr, size_t e
         if (rc == 0 && check(st[i].res, errstr, errstr_size, "postgres") != 0) rc = -1;
     }
     PGresult *r;
-    while ((r = PQgetResult(c)) != NULL) {
+    while (synced && (r = PQgetResult(c)) != NULL) {
         ExecStatusType t = PQresultStatus(r);
         PQclear(r);
         if (t == PGRES_PIPELINE_SYNC) break;

@@ -385,25 +385,30 @@ int store_sync_reminders(PGconn *c, stored_task_t *st, int had_any, te_time_t no
     json_object_put(want);
     if (!res) return -1;
     PQclear(res);
-    /* rearm: the reminder moved to (or, uncompleted, is again) a future
-     * time: pending again, and a firing in progress for the old time is
-     * abandoned (fire_id reset; todo-reminder drops its deliveries). */
+    /* moved: its time changed.  rearm: it moved to (or, uncompleted, is
+     * again) a future time — pending again.  Either way a firing in
+     * progress for the old time is abandoned (fire_id reset; todo-reminder
+     * drops its deliveries), so a reminder moved into the past fires at
+     * once.  A completed task's reminders are cancelled, also sent ones
+     * moved to a future time, so that uncompleting re-arms them. */
     static const char resched[] =
         "UPDATE reminders r SET remind_at = n.ra, "
         " status = CASE WHEN $3 = 'completed' THEN "
-        "                 CASE WHEN r.status = 'pending' THEN 'cancelled' ELSE r.status END "
+        "                 CASE WHEN r.status = 'pending' OR (n.moved AND n.future) THEN 'cancelled' "
+        "                      ELSE r.status END "
         "               WHEN n.rearm THEN 'pending' ELSE r.status END, "
-        " sent_at = CASE WHEN $3 <> 'completed' AND n.rearm AND n.ra IS DISTINCT FROM r.remind_at "
-        "                THEN NULL ELSE r.sent_at END, "
-        " fire_id = CASE WHEN $3 <> 'completed' AND n.rearm THEN NULL ELSE r.fire_id END, "
-        " late = CASE WHEN $3 <> 'completed' AND n.rearm THEN false ELSE r.late END "
-        "FROM (SELECT id, ra, ra > $4::timestamptz AND (status = 'cancelled' "
-        "                     OR ra IS DISTINCT FROM remind_at) AS rearm "
-        "      FROM (SELECT id, status, remind_at, CASE WHEN offset_minutes IS NOT NULL "
-        "                 THEN $2::timestamptz - offset_minutes * interval '1 minute' "
-        "                 ELSE at END AS ra FROM reminders WHERE task_id = $1::uuid) x) n "
-        "WHERE r.id = n.id AND (r.remind_at IS DISTINCT FROM n.ra OR n.rearm "
-        "                       OR ($3 = 'completed' AND r.status = 'pending'))";
+        " sent_at = CASE WHEN n.moved AND n.future THEN NULL ELSE r.sent_at END, "
+        " fire_id = CASE WHEN $3 <> 'completed' AND (n.rearm OR (n.moved AND r.status = 'pending')) "
+        "                THEN NULL ELSE r.fire_id END, "
+        " late = CASE WHEN $3 <> 'completed' AND (n.rearm OR (n.moved AND r.status = 'pending')) "
+        "             THEN false ELSE r.late END "
+        "FROM (SELECT id, ra, moved, future, future AND (status = 'cancelled' OR moved) AS rearm "
+        "      FROM (SELECT id, status, ra, ra IS DISTINCT FROM remind_at AS moved, "
+        "                   coalesce(ra > $4::timestamptz, false) AS future "
+        "            FROM (SELECT id, status, remind_at, CASE WHEN offset_minutes IS NOT NULL "
+        "                         THEN $2::timestamptz - offset_minutes * interval '1 minute' "
+        "                         ELSE at END AS ra FROM reminders WHERE task_id = $1::uuid) x) y) n "
+        "WHERE r.id = n.id AND (n.moved OR n.rearm OR ($3 = 'completed' AND r.status = 'pending'))";
     const char *v2[4] = {id, v[2], v[3], v[4]};
     res = run(c, "reschedule reminders", resched, 4, v2, errstr, size);
     if (!res) return -1;

@@ -1,6 +1,4 @@
 /* /api/notification-settings: where a user's reminders go (docs/reminder.md). */
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +7,7 @@
 
 #include "api.h"
 #include "task_store.h"
+#include "whsec.h"
 
 static const char *const CHANNELS[] = {"in_app", "webhook", "email", NULL};
 
@@ -70,36 +69,16 @@ static int valid_webhook_url(const char *s) {
     return ok;
 }
 
-/* local@domain: printable ASCII or UTF-8, no spaces, quotes or angle
- * brackets (it goes into an SMTP envelope and a To: header). */
+/* local@domain: printable ASCII (the mail goes out without SMTPUTF8), no
+ * spaces, quotes or angle brackets (it goes into an SMTP envelope and a
+ * To: header). */
 static int valid_email(const char *s) {
     size_t n = strlen(s);
     const char *at = strchr(s, '@');
-    if (n > 254 || !at || at == s || !at[1] || strchr(at + 1, '@') || !strchr(at + 1, '.')) return 0;
+    if (n > 254 || !at || at == s || !at[1] || strchr(at + 1, '@')) return 0;
     for (const char *p = s; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f || strchr("<>()[]\\,;:\"", *p)) return 0;
-    return at[strlen(at) - 1] != '.';
-}
-
-/* whsec_ + base64 of 24..64 bytes (Standard Webhooks). */
-static int valid_secret(const char *s) {
-    if (strncmp(s, "whsec_", 6) != 0) return 0;
-    s += 6;
-    size_t n = strlen(s);
-    if (n < 32 || n > 88 || n % 4 != 0) return 0;
-    unsigned char out[90];
-    int len = EVP_DecodeBlock(out, (const unsigned char *)s, (int)n);
-    if (len < 0) return 0;
-    for (size_t i = n; i > 0 && s[i - 1] == '='; i--) len--; /* padding decodes as zeros */
-    return len >= 24 && len <= 64;
-}
-
-static int new_secret(char out[64]) {
-    unsigned char key[32];
-    if (RAND_bytes(key, sizeof key) != 1) return -1;
-    memcpy(out, "whsec_", 6);
-    EVP_EncodeBlock((unsigned char *)out + 6, key, sizeof key);
-    return 0;
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("<>()[]\\,;:\"", *p)) return 0;
+    return at[1] != '.' && at[strlen(at) - 1] != '.';
 }
 
 /* Optional string member: NULL when absent or null; *bad when another type. */
@@ -129,6 +108,7 @@ void h_settings_put(rq_t *rq, td_http_resp_t *resp) {
     const char *email = opt_string(body, "email", &bad_email);
     const char *secret = opt_string(body, "webhook_secret", &bad_secret);
     const char *field = NULL, *reason = NULL;
+    unsigned char skey[TD_WHSEC_MAX_KEY];
     json_object_object_get_ex(body, "channels", &ch);
     if (unknown) {
         field = unknown, reason = "unknown member";
@@ -154,7 +134,7 @@ void h_settings_put(rq_t *rq, td_http_resp_t *resp) {
         field = "email", reason = "an address local@domain";
     } else if (want[2] && !email) {
         field = "email", reason = "required with the email channel";
-    } else if (bad_secret || (secret && !valid_secret(secret))) {
+    } else if (bad_secret || (secret && td_whsec_key(secret, skey, sizeof skey) < 0)) {
         field = "webhook_secret", reason = "whsec_ followed by the base64 of 24 to 64 bytes";
     }
     if (field) {
@@ -164,7 +144,7 @@ void h_settings_put(rq_t *rq, td_http_resp_t *resp) {
     }
     /* A webhook without a secret yet gets a generated one, shown once. */
     char generated[64] = "";
-    if (url && !secret && new_secret(generated) != 0) {
+    if (url && !secret && td_whsec_new(generated, sizeof generated) != 0) {
         api_internal(rq, resp, "webhook secret", "no random bytes");
         json_object_put(body);
         return;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "reminder.h"
+#include "whsec.h"
 
 void channels_global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 void channels_global_cleanup(void) { curl_global_cleanup(); }
@@ -67,14 +68,9 @@ static curl_socket_t open_checked(void *arg, curlsocktype purpose, struct curl_s
 /* base64(HMAC-SHA256(key, id "." ts "." body)) with key = the decoded
  * part of "whsec_<base64>".  0 or -1. */
 int channels_sign(const char *secret, const char *id, const char *ts, const char *body, char out[64]) {
-    if (!secret || strncmp(secret, "whsec_", 6) != 0) return -1;
-    const char *b64 = secret + 6;
-    size_t n = strlen(b64);
-    unsigned char key[96];
-    if (n == 0 || n > 128 || n % 4) return -1;
-    int klen = EVP_DecodeBlock(key, (const unsigned char *)b64, (int)n);
+    unsigned char key[TD_WHSEC_MAX_KEY];
+    int klen = td_whsec_key(secret, key, sizeof key);
     if (klen < 0) return -1;
-    for (size_t i = n; i > 0 && b64[i - 1] == '='; i--) klen--;
     size_t blen = strlen(body), mlen = strlen(id) + strlen(ts) + blen + 2;
     unsigned char *msg = malloc(mlen + 1);
     if (!msg) return -1;
@@ -116,6 +112,7 @@ static int webhook_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h) {
     curl_easy_setopt(h, CURLOPT_USERAGENT, "todoevents-reminder");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cfg->webhook_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* no *_proxy variables: the address check below is the real peer */
     if (!cfg->allow_private) {
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_checked);
         curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, d);
@@ -154,7 +151,7 @@ void channels_subject(char *buf, size_t size, const char *title) {
     len += (size_t)snprintf(buf + len, size - len, "Subject:");
     size_t n = strlen(text);
     for (size_t i = 0; i < n && len < size;) {
-        size_t j = i + 45 < n ? i + 45 : n;
+        size_t j = i + 39 < n ? i + 39 : n; /* 52 base64 characters: every line <= 76 */
         while (j < n && j > i && ((unsigned char)text[j] & 0xC0) == 0x80) j--; /* not mid-character */
         unsigned char enc[64];
         EVP_EncodeBlock(enc, (const unsigned char *)text + i, (int)(j - i));
@@ -224,7 +221,9 @@ static int email_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h) {
     curl_easy_setopt(h, CURLOPT_READFUNCTION, read_message);
     curl_easy_setopt(h, CURLOPT_READDATA, d);
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(h, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    /* with credentials, STARTTLS is required (no stripping it to read the
+     * password); without, it is used when offered */
+    curl_easy_setopt(h, CURLOPT_USE_SSL, (long)(cfg->smtp_user ? CURLUSESSL_ALL : CURLUSESSL_TRY));
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cfg->webhook_timeout_ms);
     if (cfg->smtp_user) curl_easy_setopt(h, CURLOPT_USERNAME, cfg->smtp_user);
     if (cfg->smtp_password) curl_easy_setopt(h, CURLOPT_PASSWORD, cfg->smtp_password);
@@ -234,6 +233,7 @@ static int email_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h) {
 /* --- the batch ------------------------------------------------------------ */
 
 static void finish(delivery_t *d, CURL *h, CURLcode code) {
+    if (code == CURLE_OK) d->error[0] = '\0';
     if (code == CURLE_OK && strcmp(d->channel, "webhook") == 0) {
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -293,6 +293,8 @@ void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n) {
         curl_multi_add_handle(multi, h);
         running_handles++;
     }
+    for (size_t i = 0; i < n; i++)
+        if (d[i]->easy) snprintf(d[i]->error, sizeof d[i]->error, "the transfer did not complete");
     int still = (int)running_handles;
     while (still > 0) {
         if (curl_multi_perform(multi, &still) != CURLM_OK) break;

@@ -48,8 +48,8 @@ static const char RESULT_SQL[] =
     "  attempts = d.attempts - (x.outcome IN ('cancel', 'lost'))::int, "
     "  delivered_at = CASE WHEN x.outcome = 'ok' THEN clock_timestamp() END, "
     "  error = CASE WHEN x.outcome = 'ok' THEN NULL ELSE x.error END, "
-    "  next_attempt_at = CASE WHEN x.outcome = 'error' "
-    "      THEN clock_timestamp() + $3 * power(2, d.attempts - 1) * interval '1 millisecond' "
+    "  next_attempt_at = CASE WHEN x.outcome = 'error' AND d.attempts < $2 "
+    "      THEN clock_timestamp() + $3 * power(2, least(d.attempts - 1, 20)) * interval '1 millisecond' "
     "      ELSE d.next_attempt_at END, "
     "  lease_until = NULL "
     "  FROM x WHERE d.fire_id = x.fire_id AND d.channel = x.channel AND d.status = 'sending' "
@@ -61,8 +61,10 @@ static const char RESULT_SQL[] =
 static const char DLQ_SQL[] =
     "INSERT INTO outbox (topic, key, payload) "
     "SELECT 'notification.dlq', e->>0, e->>1 FROM json_array_elements($1::json) e";
+/* in firing-id order: concurrent batches lock the reminders in one order */
 static const char SETTLE_SQL[] =
-    "SELECT te_reminder_settle(f::uuid) FROM json_array_elements_text($1::json) f";
+    "SELECT te_reminder_settle(f) FROM (SELECT DISTINCT f::uuid AS f "
+    "  FROM json_array_elements_text($1::json) f ORDER BY 1) s";
 
 static void copy(char *dst, size_t size, const char *src) { snprintf(dst, size, "%s", src ? src : ""); }
 
@@ -118,8 +120,8 @@ static char *dlq_event(const PGresult *res, int i, char *err, size_t n) {
     json_object *orig = json_tokener_parse(PQgetvalue(res, i, 9));
     json_object_object_add(d, "original_topic", json_object_new_string(TE_TOPIC_REMINDER_DUE));
     json_object_object_add(d, "original_event", orig ? orig : json_object_new_string(PQgetvalue(res, i, 9)));
-    json_object_object_add(d, "error", json_object_new_string(PQgetisnull(res, i, 8) ? "failed"
-                                                                                    : PQgetvalue(res, i, 8)));
+    const char *why = PQgetisnull(res, i, 8) ? "" : PQgetvalue(res, i, 8);
+    json_object_object_add(d, "error", json_object_new_string(why[0] ? why : "delivery failed"));
     json_object_object_add(d, "attempt_count", json_object_new_int(atoi(PQgetvalue(res, i, 3))));
     json_object_object_add(d, "last_attempt_at", json_object_new_string(PQgetvalue(res, i, 4)));
     json_object_object_add(d, "channel", json_object_new_string(PQgetvalue(res, i, 1)));
@@ -176,9 +178,13 @@ static int record(rem_t *r, PGconn *c, delivery_t *d, int n, char *err, size_t e
     if (rc == 0) {
         const char *dv[1] = {json_object_to_json_string_ext(dlq, JSON_C_TO_STRING_PLAIN)};
         const char *sv[1] = {json_object_to_json_string_ext(settle, JSON_C_TO_STRING_PLAIN)};
-        td_pg_stmt_t st[3] = {{DLQ_SQL, 1, dv, NULL}, {SETTLE_SQL, 1, sv, NULL}, {"COMMIT", 0, NULL, NULL}};
-        rc = td_pg_pipeline(c, st, 3, err, errn);
-        for (int i = 0; rc == 0 && i < 3; i++) PQclear(st[i].res);
+        td_pg_stmt_t st[3];
+        size_t ns = 0; /* no empty inserts: each would wake the outbox relay */
+        if (json_object_array_length(dlq) > 0) st[ns++] = (td_pg_stmt_t){DLQ_SQL, 1, dv, NULL};
+        if (json_object_array_length(settle) > 0) st[ns++] = (td_pg_stmt_t){SETTLE_SQL, 1, sv, NULL};
+        st[ns++] = (td_pg_stmt_t){"COMMIT", 0, NULL, NULL};
+        rc = td_pg_pipeline(c, st, ns, err, errn);
+        for (size_t i = 0; rc == 0 && i < ns; i++) PQclear(st[i].res);
     }
     if (rc != 0) {
         td_pg_exec(c, "ROLLBACK", NULL, 0);

@@ -27,7 +27,10 @@ typedef struct ops_s {
 } ops_t;
 
 PGconn *rem_conn(rem_t *r, PGconn **slot, char *err, size_t n) {
-    for (int attempt = 0; attempt < 20 && !atomic_load(&r->stopping); attempt++) {
+    /* a working connection serves even while stopping: what was sent
+     * must still be recorded */
+    if (*slot && PQstatus(*slot) == CONNECTION_OK) return *slot;
+    for (int attempt = 0; attempt < 20 && (attempt < 4 || !atomic_load(&r->stopping)); attempt++) {
         if (*slot && PQstatus(*slot) != CONNECTION_OK) PQreset(*slot);
         if (!*slot) *slot = td_pg_connect(r->cfg.pg_url);
         if (PQstatus(*slot) == CONNECTION_OK) return *slot;

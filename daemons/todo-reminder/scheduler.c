@@ -195,7 +195,8 @@ void *scheduler_main(void *arg) {
             continue;
         }
         if (fired >= r->cfg.batch) continue; /* more are due */
-        long wait = next_wait_ms(r, c);
+        long wait = next_wait_ms(r, c), until_resend = (long)(next_resend - time(NULL)) * 1000;
+        if (wait > until_resend) wait = until_resend < 0 ? 0 : until_resend;
         if (wait > 0) td_pg_wait(c, r->sched_wake[0], (int)wait);
     }
     if (conn) PQfinish(conn);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "reminder.h"
+#include "whsec.h"
 
 /* ---- signature ------------------------------------------------------------ */
 
@@ -47,6 +48,35 @@ START_TEST(sign_refuses_bad_secrets) {
     ck_assert_int_eq(channels_sign("whsec_", "i", "1", "x", sig), -1);
     ck_assert_int_eq(channels_sign("whsec_abc", "i", "1", "x", sig), -1);          /* not base64 length */
     ck_assert_int_eq(channels_sign("whsec_ab!d", "i", "1", "x", sig), -1);         /* not base64 */
+}
+END_TEST
+
+START_TEST(whsec_keys_are_strict_base64) {
+    unsigned char key[TD_WHSEC_MAX_KEY];
+    /* 24 bytes (no padding), 32 bytes (one '='), 64 bytes (two '=') */
+    ck_assert_int_eq(td_whsec_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", key, sizeof key), 24);
+    ck_assert_int_eq(td_whsec_key("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", key, sizeof key), 32);
+    ck_assert_uint_eq(key[31], 31);
+    char s64[6 + 89] = "whsec_";
+    for (int i = 0; i < 84; i++) s64[6 + i] = 'A';
+    strcpy(s64 + 6 + 84, "AA==");
+    ck_assert_int_eq(td_whsec_key(s64, key, sizeof key), 64);
+    static const char *const bad[] = {
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",            /* no prefix */
+        "whsec_",                                      /* empty */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa",        /* 21 bytes: too short */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaS",       /* not a multiple of 4 */
+        "whsec_MfKQ9r8GKYqrTwjUPD8I=PZIo2LaLaSw",      /* '=' inside */
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa==",      /* 22 bytes with padding: too short */
+        "whsec_MfKQ9r8GKYqrTwjUPD8IL ZIo2LaLaSw",      /* whitespace */
+        "whsec_MfKQ9r8GKYqrTwjUPD8IL-ZIo2LaLaSw",      /* base64url is not the format */
+        "whsec_A===",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(td_whsec_key(bad[i], key, sizeof key) == -1, "%s accepted", bad[i]);
+    char fresh[64];
+    ck_assert_int_eq(td_whsec_new(fresh, sizeof fresh), 0);
+    ck_assert_int_eq(td_whsec_key(fresh, key, sizeof key), 32);
 }
 END_TEST
 
@@ -149,6 +179,7 @@ static Suite *suite(void) {
     tcase_add_test(t, sign_matches_the_standard_webhooks_example);
     tcase_add_test(t, sign_covers_id_timestamp_and_body);
     tcase_add_test(t, sign_refuses_bad_secrets);
+    tcase_add_test(t, whsec_keys_are_strict_base64);
     suite_add_tcase(s, t);
     t = tcase_create("addresses");
     tcase_add_test(t, private_ipv4_blocked);

@@ -11,11 +11,20 @@ CREATE INDEX reminders_due ON reminders (remind_at) WHERE status = 'pending' AND
 -- consumer took in time (lost with an expired topic, say)
 CREATE INDEX reminders_fired ON reminders (fired_at) WHERE status = 'pending' AND fire_id IS NOT NULL;
 CREATE UNIQUE INDEX reminders_fire ON reminders (fire_id);
--- The scheduler needs waking only when a reminder is added, moved or
--- re-armed (fire_id reset), not when its status is settled.
+-- The scheduler needs waking only when a reminder comes to wait for its
+-- time: added, moved or re-armed — not when it is fired or settled (a
+-- statement trigger would also fire for the scheduler's own claims, even
+-- empty ones, and wake it in a loop).  Notifications of one transaction
+-- are folded into one by PostgreSQL.
 DROP TRIGGER reminders_notify ON reminders;
-CREATE TRIGGER reminders_notify AFTER INSERT OR UPDATE OF remind_at, fire_id ON reminders
-    FOR EACH STATEMENT EXECUTE FUNCTION te_notify_reminders();
+CREATE TRIGGER reminders_notify_insert AFTER INSERT ON reminders
+    FOR EACH ROW WHEN (NEW.status = 'pending' AND NEW.fire_id IS NULL)
+    EXECUTE FUNCTION te_notify_reminders();
+CREATE TRIGGER reminders_notify_update AFTER UPDATE OF remind_at, fire_id, status ON reminders
+    FOR EACH ROW WHEN (NEW.status = 'pending' AND NEW.fire_id IS NULL
+                       AND (OLD.remind_at IS DISTINCT FROM NEW.remind_at
+                            OR OLD.fire_id IS NOT NULL OR OLD.status <> 'pending'))
+    EXECUTE FUNCTION te_notify_reminders();
 
 -- Where a user's reminders go.  No row = in-app only.
 CREATE TABLE notification_settings (
@@ -59,8 +68,12 @@ CREATE TRIGGER reminder_deliveries_notify AFTER INSERT ON reminder_deliveries
 
 -- Settles a firing once none of its deliveries is still open: sent / late,
 -- or failed when a channel failed.  A firing no longer current (moved,
--- cancelled) is left alone.
+-- cancelled) is left alone.  The reminder row is locked first and the
+-- deliveries read afterwards (each statement of a volatile SQL function
+-- has its own snapshot): two threads recording the last two channels at
+-- once then see each other's outcome, and one of them settles.
 CREATE FUNCTION te_reminder_settle(fire uuid) RETURNS void LANGUAGE sql AS $$
+    SELECT 1 FROM reminders WHERE fire_id = fire FOR UPDATE;
     UPDATE reminders r
        SET status = CASE WHEN d.failed THEN 'failed' WHEN r.late THEN 'late' ELSE 'sent' END,
            sent_at = d.first
@@ -81,10 +94,7 @@ CREATE OR REPLACE FUNCTION te_reminder_json(r reminders) RETURNS jsonb
                                                    'attempts', d.attempts,
                                                    'delivered_at', te_ts(d.delivered_at),
                                                    'error', d.error) ORDER BY d.channel)
-                                          FROM reminder_deliveries d
-                                         WHERE d.fire_id = (SELECT d2.fire_id FROM reminder_deliveries d2
-                                                             WHERE d2.reminder_id = r.id
-                                                             ORDER BY d2.created_at DESC LIMIT 1)),
+                                          FROM reminder_deliveries d WHERE d.fire_id = r.fire_id),
                                         '[]'::jsonb))
               || CASE WHEN r.offset_minutes IS NOT NULL
                       THEN jsonb_build_object('offset_minutes', r.offset_minutes)
