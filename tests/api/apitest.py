@@ -38,6 +38,7 @@ SOURCE_DIR = os.environ.get("TE_SOURCE_DIR") or os.path.dirname(os.path.dirname(
 BUILD_DIR = os.environ.get("TE_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
 API_BIN = os.path.join(BUILD_DIR, "bin", "todo-api")
 WORKER_BIN = os.path.join(BUILD_DIR, "bin", "todo-worker")
+REMINDER_BIN = os.path.join(BUILD_DIR, "bin", "todo-reminder")
 TODOCTL = os.path.join(BUILD_DIR, "bin", "todoctl")
 SERVICES = os.path.join(SOURCE_DIR, "scripts", "services")
 
@@ -594,6 +595,46 @@ class Worker(Daemon):
             self.proc.wait()
 
 
+class Reminder(Worker):
+    """One todo-reminder process (docs/reminder.md) on the database of the
+    todo-api it serves, consumer group group (TE_REMINDER_GROUP; default a
+    new one).  Webhooks to loopback are allowed (TE_WEBHOOK_ALLOW_PRIVATE=1).
+    The consumer of reminder.due starts at the group's committed offsets;
+    a new group should be positioned at the end of the topic first
+    (kafka_groups_to_end: ApiTestCase.start_reminder does it), else it reads
+    the shared topic from the beginning (TE_RDKAFKA_AUTO_OFFSET_RESET=
+    earliest: correct, other databases' reminders are stale, but slow when
+    the topic is long).  start() waits for /readyz."""
+
+    program = "todo-reminder"
+    listen_var = "TE_REMINDER_LISTEN"
+
+    @property
+    def binary(self):
+        return REMINDER_BIN
+
+    def __init__(self, label, db, group=None, env=None):
+        self.secret = None
+        self.group = group or f"todo-reminder-test-{uuid.uuid4().hex[:12]}"
+        svc = services()
+        self._configure(label, db, env, {
+            "TE_KAFKA_BROKERS": svc["TE_KAFKA_BROKERS"],
+            "TE_REMINDER_GROUP": self.group,
+            "TE_RDKAFKA_AUTO_OFFSET_RESET": "earliest",
+            "TE_WEBHOOK_ALLOW_PRIVATE": "1",
+            "TE_LOG_LEVEL": "debug",
+        })
+        self.group = self.env.get("TE_REMINDER_GROUP", self.group)
+
+    def start(self, timeout=30, ready=True):
+        self._launch(timeout)
+        if not ready or self.wait_ready(timeout):
+            return self
+        raise RuntimeError(f"todo-reminder ({self.label}): no 200 from /readyz within "
+                           f"{timeout}s (last: {self.last_readyz}); its log:\n"
+                           f"{self.log_text()}")
+
+
 METRIC_LINE_RE = re.compile(
     r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$')
 LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -637,7 +678,9 @@ class EventTail:
     JSON line per record) in the background; tests pick their own user's
     records by key."""
 
-    def __init__(self, topic, from_beginning=True):
+    def __init__(self, topic, from_beginning=True, group=None):
+        """group: the consumer group to join (default: a new one); a group
+        with committed offsets (kafka_groups_to_end) resumes there."""
         self.topic = topic
         self.by_key = {}  # record key -> its records, in topic order
         self.cond = threading.Condition()
@@ -646,7 +689,7 @@ class EventTail:
         self.proc = subprocess.Popen(
             [TODOCTL, "event", "tail", "--topic", topic,
              *(["--from-beginning"] if from_beginning else []),
-             "--group", f"api-test-{uuid.uuid4().hex}"],
+             "--group", group or f"api-test-{uuid.uuid4().hex}"],
             env=env, stdout=subprocess.PIPE, stderr=self.errfile, stdin=subprocess.DEVNULL,
             text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -685,6 +728,28 @@ class EventTail:
     def of(self, key):
         with self.cond:
             return self._records(key)
+
+    def records(self):
+        """Every record seen so far, whatever its key (parsed)."""
+        with self.cond:
+            return [r for key in list(self.by_key) for r in self._records(key)]
+
+    def wait_records(self, until, timeout=30, what="records"):
+        """Waits until until(every record seen) is true; returns them."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                mine = [r for key in list(self.by_key) for r in self._records(key)]
+                if until(mine):
+                    return mine
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    break
+                self.cond.wait(min(left, 0.5))
+        self.errfile.seek(0)
+        raise AssertionError(
+            f"{self.topic}: timed out after {timeout}s waiting for {what}; got {len(mine)} "
+            f"records\ntail stderr: {self.errfile.read().decode(errors='replace')[-2000:]}")
 
     def wait(self, key, until, timeout=30, what="events"):
         """Waits until until(records of key) is true; returns those records."""
@@ -823,6 +888,225 @@ def publish_event(event, topic, key=None, mode=None):
     return r.stdout.strip()
 
 
+def kafka_groups_to_end(groups, topics, timeout=60):
+    """Commits, for each consumer group in groups (new or without active
+    members), the current end offsets of topics (Kafka's ConsumerGroupCommand
+    --reset-offsets --to-latest, one JVM for all): a consumer joining such a
+    group later starts exactly there, sees every record produced after this
+    call and none of the older ones, with no wait for its positioning.
+    Returns False (nothing done) when there is no java / Kafka jars."""
+    libs = kafka_libs()
+    if libs is None:
+        return False
+    log4j = os.path.join(SOURCE_DIR, "infrastructure", "kafka", "tools-log4j2.properties")
+    cmd = ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData",
+           f"-Dlog4j2.configurationFile={log4j}", "-cp", os.path.join(libs, "*"),
+           "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+           "--bootstrap-server", services()["TE_KAFKA_BROKERS"],
+           "--reset-offsets", "--to-latest", "--execute"]
+    for g in groups:
+        cmd += ["--group", g]
+    for t in topics:
+        cmd += ["--topic", t]
+    for attempt in range(3):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if r.returncode == 0 and "NEW-OFFSET" in r.stdout:
+            return True
+        time.sleep(1 + attempt)
+    raise RuntimeError(f"ConsumerGroupCommand --reset-offsets failed ({r.returncode}):\n"
+                       f"{r.stdout}{r.stderr}")
+
+
+def end_tails(topics, extra_groups=()):
+    """{topic: EventTail} following each topic from its current end: each
+    tail's group (and every group of extra_groups, e.g. a todo-reminder's) is
+    positioned with kafka_groups_to_end first, so no record produced after
+    this call is missed.  Without java the tails read from the beginning."""
+    groups = {t: f"api-test-{uuid.uuid4().hex}" for t in topics}
+    positioned = kafka_groups_to_end(list(groups.values()) + list(extra_groups), topics)
+    return {t: EventTail(t, from_beginning=not positioned, group=g) for t, g in groups.items()}
+
+
+class WebhookReceiver:
+    """A threaded HTTP server on 127.0.0.1 (a free port) that records every
+    request: {"t" (time.time() when the headers were read), "method",
+    "path", "headers" (names lower-cased), "body" (bytes), "status" (the
+    answer)}.  It answers 204, or the status set for a path (set_status)."""
+
+    def __init__(self):
+        import http.server
+        receiver = self
+        self.cond = threading.Condition()
+        self.requests = []
+        self.statuses = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _read_body(self):
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    body = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return body
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _handle(self):
+                t = time.time()
+                body = self._read_body()
+                with receiver.cond:
+                    status = receiver.statuses.get(self.path, 204)
+                    receiver.requests.append({
+                        "t": t, "method": self.command, "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body, "status": status})
+                    receiver.cond.notify_all()
+                payload = b"" if status == 204 else f"status {status}\n".encode()
+                self.send_response(status)
+                if status != 204:
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_POST = do_PUT = do_GET = _handle
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def set_status(self, path, status):
+        with self.cond:
+            self.statuses[path] = status
+
+    def received(self, path=None):
+        """The requests so far (to path, or all)."""
+        with self.cond:
+            return [r for r in self.requests if path is None or r["path"] == path]
+
+    def wait(self, until, path=None, timeout=10, what="webhook requests"):
+        """Waits until until(requests to path) is true; returns them."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                got = [r for r in self.requests if path is None or r["path"] == path]
+                if until(got):
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"timed out after {timeout}s waiting for {what} at {path or 'any path'};"
+                        f" got {len(got)}: {[(r['path'], r['headers'].get('webhook-id')) for r in got]}")
+                self.cond.wait(min(left, 0.5))
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def standard_webhook_signature(secret, msg_id, timestamp, body):
+    """'v1,' + base64(HMAC-SHA256(key, id.timestamp.body)), key = the base64
+    after 'whsec_' (Standard Webhooks 1.0)."""
+    key = base64.b64decode(secret[len("whsec_"):] if secret.startswith("whsec_") else secret)
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+AIOSMTPD = os.environ.get("TE_AIOSMTPD") or "/usr/bin/aiosmtpd"
+
+
+class SmtpServer:
+    """A real SMTP server on 127.0.0.1 (a free port): the aiosmtpd CLI of
+    Debian's python3-aiosmtpd (run with the system python, whatever python3
+    runs the tests) storing each message in a Maildir.  Raises
+    unittest.SkipTest when it is not installed."""
+
+    def __init__(self):
+        if not os.access(AIOSMTPD, os.X_OK):
+            raise unittest.SkipTest(f"no {AIOSMTPD} (Debian package python3-aiosmtpd)")
+        self.dir = tempfile.mkdtemp(prefix="te-smtp-")
+        self.maildir = os.path.join(self.dir, "Maildir")
+        self.logfile = open(os.path.join(self.dir, "aiosmtpd.log"), "w+b")
+        for _ in range(3):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [AIOSMTPD, "-n", "-l", f"127.0.0.1:{self.port}",
+                 "-c", "aiosmtpd.handlers.Mailbox", self.maildir],
+                stdin=subprocess.DEVNULL, stdout=self.logfile, stderr=subprocess.STDOUT,
+                env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
+            if self._wait_banner(15):
+                return
+            self.stop()
+        self.logfile.seek(0)
+        raise RuntimeError(f"aiosmtpd did not answer on 127.0.0.1:{self.port}:\n"
+                           f"{self.logfile.read().decode(errors='replace')[-2000:]}")
+
+    def _wait_banner(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                    if s.recv(512).startswith(b"220"):
+                        s.sendall(b"QUIT\r\n")
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    @property
+    def url(self):
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def messages(self):
+        """The messages received so far (email.message.Message, raw headers)."""
+        import email
+        import mailbox
+        if not os.path.isdir(os.path.join(self.maildir, "new")):
+            return []
+        box = mailbox.Maildir(self.maildir, factory=None, create=False)
+        out = []
+        for key in box.keys():
+            try:
+                with box.get_file(key) as f:
+                    out.append(email.message_from_bytes(f.read()))
+            except (KeyError, FileNotFoundError):
+                pass
+        return out
+
+    def log_text(self):
+        self.logfile.seek(0)
+        return self.logfile.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def close(self):
+        import shutil
+        self.stop()
+        self.logfile.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 # ---- time ----------------------------------------------------------------------
 
 
@@ -898,6 +1182,21 @@ class ApiTestCase(unittest.TestCase):
         daemons (SIGTERM, exit 0 within 10 s)."""
         w = Worker(label or cls.__name__ + "-worker", db or cls.daemon.db, group, env)
         return cls._started(w, ready=ready)
+
+    @classmethod
+    def start_reminder(cls, env=None, label=None, db=None, group=None, ready=True,
+                       positioned=False):
+        """A started todo-reminder on db (default: the class daemon's
+        database) in consumer group group (default: a new one), positioned
+        at the end of reminder.due first unless positioned (the caller did
+        it, e.g. with end_tails(..., extra_groups=[group])); waits for
+        /readyz 200 unless ready is false.  Stopped at class end like the
+        daemons (SIGTERM, exit 0 within 10 s)."""
+        group = group or f"todo-reminder-test-{uuid.uuid4().hex[:12]}"
+        if not positioned:
+            kafka_groups_to_end([group], ["reminder.due"])
+        r = Reminder(label or cls.__name__ + "-reminder", db or cls.daemon.db, group, env)
+        return cls._started(r, ready=ready)
 
     @classmethod
     def _started(cls, d, **start_args):

@@ -128,7 +128,9 @@ class Operations(apitest.ApiTestCase):
                 ("POST", task + "/uncomplete", None), ("PATCH", task + "/toggle", None),
                 ("GET", task + "/reminders", None), ("GET", "/api/tags", None),
                 ("POST", "/api/tags", {"name": "ops"}), ("GET", "/api/activity", None),
-                ("GET", "/api/sync", None), ("GET", "/healthz", None), ("GET", "/readyz", None),
+                ("GET", "/api/sync", None), ("GET", "/api/notification-settings", None),
+                ("PUT", "/api/notification-settings", {"channels": ["in_app"]}),
+                ("GET", "/healthz", None), ("GET", "/readyz", None),
                 ("GET", "/metrics", None), ("GET", "/openapi.json", None)]:
             call(method, path, body)
         reminder = call("POST", task + "/reminders", {"offset_minutes": 10}).json or {}
