@@ -1,22 +1,25 @@
-/* Webhook and email delivery threads (docs/reminder.md).
+/* Webhook and email delivery (docs/reminder.md).
  *
- * Each thread claims a batch of due delivery rows (FOR UPDATE SKIP LOCKED,
+ * The dispatcher claims a batch of due delivery rows (FOR UPDATE SKIP LOCKED,
  * then a lease, so that no transaction stays open during the network
  * calls), sends them all at once, and records the outcomes in one
  * transaction: sent; pending again with exponential back-off; or, after
  * the last attempt, failed with its notification.dlq record in the outbox.
  * A result is recorded only while the lease it was claimed with is still
  * the row's, so a thread that took over an expired lease wins. */
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
 #include "pg.h"
 #include "reminder.h"
 
-#define BATCH 32
+#define BATCH 64
 
 static const char CLAIM_SQL[] =
     "WITH c AS (SELECT fire_id, channel FROM reminder_deliveries "
@@ -61,10 +64,8 @@ static const char RESULT_SQL[] =
 static const char DLQ_SQL[] =
     "INSERT INTO outbox (topic, key, payload) "
     "SELECT 'notification.dlq', e->>0, e->>1 FROM json_array_elements($1::json) e";
-/* in firing-id order: concurrent batches lock the reminders in one order */
 static const char SETTLE_SQL[] =
-    "SELECT te_reminder_settle(f) FROM (SELECT DISTINCT f::uuid AS f "
-    "  FROM json_array_elements_text($1::json) f ORDER BY 1) s";
+    "SELECT te_reminders_settle(ARRAY(SELECT f::uuid FROM json_array_elements_text($1::json) f))";
 
 static void copy(char *dst, size_t size, const char *src) { snprintf(dst, size, "%s", src ? src : ""); }
 
@@ -231,57 +232,178 @@ static int next_wait_ms(PGconn *c) {
     return wait;
 }
 
-void *delivery_main(void *arg) {
-    rem_t *r = arg;
+/* One dispatcher claims (the only thread of the process that does: no
+ * herd of threads woken by every new row); each claimed batch goes to an
+ * idle sender, which sends it and records the outcomes on its own
+ * connection. */
+typedef struct sender_s {
+    struct delivery_pool_s *pool;
+    pthread_t thread;
+    delivery_t d[BATCH];
+    int n;        /* claimed, not yet recorded (0: idle) */
+    PGconn *conn;
+} sender_t;
+
+struct delivery_pool_s {
+    rem_t *r;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;  /* a sender got a batch, or stop */
+    int wake[2];        /* senders -> dispatcher: one became idle */
+    pthread_t dispatcher;
+    int dispatcher_started;
+    long nsenders;
+    sender_t *senders;
+};
+
+static void pool_wake(delivery_pool_t *p) {
+    char b = 1;
+    if (write(p->wake[1], &b, 1) < 0) {
+        /* full: the dispatcher has a wake-up pending anyway */
+    }
+}
+
+static void *sender_main(void *arg) {
+    sender_t *s = arg;
+    delivery_pool_t *p = s->pool;
+    rem_t *r = p->r;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        while (s->n == 0 && !atomic_load(&r->stopping)) pthread_cond_wait(&p->cv, &p->mu);
+        int n = s->n;
+        pthread_mutex_unlock(&p->mu);
+        if (n == 0) break; /* stopping, nothing claimed */
+        /* send the current ones (the rest are recorded as cancelled / lost) */
+        delivery_t *send[BATCH];
+        size_t ns = 0;
+        for (int i = 0; i < n; i++)
+            if (s->d[i].current && s->d[i].attempts <= r->cfg.max_attempts) send[ns++] = &s->d[i];
+        channels_send(&r->cfg, send, ns);
+        /* record; while PostgreSQL is down keep trying (the lease keeps the
+         * rows ours for TE_NOTIFY_LEASE_S) */
+        char err[512] = "";
+        for (int tries = 0;; tries++) {
+            PGconn *c = rem_conn(r, &s->conn, err, sizeof err);
+            if (c && record(r, c, s->d, n, err, sizeof err) == 0) break;
+            if (tries == 0 || atomic_load(&r->stopping)) td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
+            if (atomic_load(&r->stopping) || tries > 40) break; /* the lease will hand them over */
+            td_pg_wait(NULL, r->stop_pipe[0], 1000);
+        }
+        for (int i = 0; i < n; i++) delivery_free(&s->d[i]);
+        pthread_mutex_lock(&p->mu);
+        s->n = 0;
+        pthread_mutex_unlock(&p->mu);
+        pool_wake(p);
+    }
+    if (s->conn) PQfinish(s->conn);
+    channels_thread_done();
+    return NULL;
+}
+
+static sender_t *idle_sender(delivery_pool_t *p) {
+    sender_t *found = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (long i = 0; i < p->nsenders && !found; i++)
+        if (p->senders[i].n == 0) found = &p->senders[i];
+    pthread_mutex_unlock(&p->mu);
+    return found;
+}
+
+static void *dispatcher_main(void *arg) {
+    delivery_pool_t *p = arg;
+    rem_t *r = p->r;
     PGconn *conn = NULL;
     int listening_pid = 0, down_logged = 0;
-    delivery_t d[BATCH];
     while (!atomic_load(&r->stopping)) {
         char err[512] = "";
+        sender_t *s = idle_sender(p);
+        if (!s) { /* every sender busy: wait for one */
+            td_pg_wait(NULL, p->wake[0], 1000);
+            continue;
+        }
         PGconn *c = rem_conn(r, &conn, err, sizeof err);
         if (!c) {
             if (!down_logged++) td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
-            td_pg_wait(NULL, r->stop_pipe[0], 1000);
+            td_pg_wait(NULL, p->wake[0], 1000);
             continue;
         }
         down_logged = 0;
         if (PQbackendPID(c) != listening_pid) {
             if (td_pg_exec(c, "LISTEN te_deliveries", err, sizeof err) != 0) {
                 td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
-                td_pg_wait(NULL, r->stop_pipe[0], 1000);
+                td_pg_wait(NULL, p->wake[0], 1000);
                 continue;
             }
             listening_pid = PQbackendPID(c);
         }
-        int n = claim(r, c, d, BATCH, err, sizeof err);
+        int n = claim(r, c, s->d, BATCH, err, sizeof err);
         if (n < 0) {
             td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
-            td_pg_wait(NULL, r->stop_pipe[0], 1000);
+            td_pg_wait(NULL, p->wake[0], 1000);
             continue;
         }
         if (n == 0) {
             int wait = next_wait_ms(c);
-            if (wait > 0) td_pg_wait(c, r->stop_pipe[0], wait);
+            if (wait == 0) wait = 20; /* due but claimed by another replica: look again soon */
+            td_pg_wait(c, p->wake[0], wait);
             continue;
         }
-        /* send the current ones (the rest are recorded as cancelled / lost) */
-        delivery_t *send[BATCH];
-        size_t ns = 0;
-        for (int i = 0; i < n; i++)
-            if (d[i].current && d[i].attempts <= r->cfg.max_attempts) send[ns++] = &d[i];
-        channels_send(&r->cfg, send, ns);
-        /* record; while PostgreSQL is down keep trying (the lease keeps the
-         * rows ours for TE_NOTIFY_LEASE_S) */
-        for (int tries = 0;; tries++) {
-            PGconn *rc = rem_conn(r, &conn, err, sizeof err);
-            if (rc && record(r, rc, d, n, err, sizeof err) == 0) break;
-            if (tries == 0 || atomic_load(&r->stopping)) td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
-            if (atomic_load(&r->stopping) || tries > 40) break; /* the lease will hand them over */
-            td_pg_wait(NULL, r->stop_pipe[0], 1000);
-        }
-        for (int i = 0; i < n; i++) delivery_free(&d[i]);
+        pthread_mutex_lock(&p->mu);
+        s->n = n;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
     }
     if (conn) PQfinish(conn);
-    channels_thread_done();
     return NULL;
+}
+
+delivery_pool_t *delivery_start(rem_t *r, char *err, size_t n) {
+    delivery_pool_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, n, "out of memory");
+        return NULL;
+    }
+    p->r = r;
+    p->wake[0] = p->wake[1] = -1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->senders = calloc((size_t)r->cfg.threads, sizeof *p->senders);
+    if (!p->senders || pipe(p->wake) != 0 || fcntl(p->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
+        fcntl(p->wake[1], F_SETFL, O_NONBLOCK) != 0) {
+        snprintf(err, n, "delivery: out of resources");
+        delivery_stop(p);
+        return NULL;
+    }
+    for (; p->nsenders < r->cfg.threads; p->nsenders++) {
+        p->senders[p->nsenders].pool = p;
+        if (pthread_create(&p->senders[p->nsenders].thread, NULL, sender_main, &p->senders[p->nsenders]) != 0) {
+            snprintf(err, n, "delivery: cannot start threads");
+            delivery_stop(p);
+            return NULL;
+        }
+    }
+    if (pthread_create(&p->dispatcher, NULL, dispatcher_main, p) != 0) {
+        snprintf(err, n, "delivery: cannot start threads");
+        delivery_stop(p);
+        return NULL;
+    }
+    p->dispatcher_started = 1;
+    return p;
+}
+
+void delivery_stop(delivery_pool_t *p) {
+    if (!p) return;
+    /* r->stopping is set: the dispatcher claims no more; each sender
+     * finishes and records the batch it has, then leaves */
+    if (p->wake[1] >= 0) pool_wake(p);
+    if (p->dispatcher_started) pthread_join(p->dispatcher, NULL);
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (long i = 0; i < p->nsenders; i++) pthread_join(p->senders[i].thread, NULL);
+    for (int i = 0; i < 2; i++)
+        if (p->wake[i] >= 0) close(p->wake[i]);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->senders);
+    free(p);
 }

@@ -1,8 +1,14 @@
-/* The reminder.due consumer: turns each firing into one delivery row per
- * channel (docs/reminder.md).  One round trip per event: the check that the
- * firing is still current, the delivery rows (their primary key makes a
- * redelivered event a no-op), the in-app notification in the outbox, and
- * the reminder's status when nothing else is left to deliver. */
+/* Turning firings into deliveries (docs/reminder.md): for each reminder.due,
+ * one delivery row per channel (their primary key, firing id + channel,
+ * makes a repeated event a no-op), the in-app notification in the outbox,
+ * and the reminder's status when nothing else is left to deliver.
+ *
+ * Two callers share it: the scheduler, for the reminders it fires, in its
+ * firing transaction (a batch of up to TE_REMINDER_BATCH in one statement:
+ * this is what delivers a burst on time), and the reminder.due consumer,
+ * for any event whose deliveries do not exist yet (one fired elsewhere,
+ * or in an older version) — for the scheduler's own events it only finds
+ * them there, with one read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,22 +20,35 @@
 #include "reminder.h"
 #include "task_store.h"
 
-static const char INTAKE_SQL[] =
-    "WITH cur AS (SELECT id FROM reminders "
-    "              WHERE id = $1::uuid AND fire_id = $2::uuid AND status = 'pending' FOR UPDATE), "
+/* $1: [{fire_id, reminder_id, user_id, channels, event, nid, note}].  The
+ * firing must still be the reminder's current one (it may have been moved,
+ * completed or deleted since).  One row per item: fire_id, current,
+ * deliveries created, in-app created. */
+static const char CREATE_SQL[] =
+    "WITH x AS (SELECT (e->>'fire_id')::uuid AS fire_id, (e->>'reminder_id')::uuid AS reminder_id, "
+    "                  e->>'user_id' AS user_id, e->'channels' AS channels, e->>'event' AS event, "
+    "                  (e->>'nid')::uuid AS nid, e->>'note' AS note "
+    "             FROM json_array_elements($1::json) e), "
+    "cur AS (SELECT x.* FROM x JOIN reminders r "
+    "          ON r.id = x.reminder_id AND r.fire_id = x.fire_id AND r.status = 'pending'), "
     "ins AS (INSERT INTO reminder_deliveries (fire_id, channel, reminder_id, user_id, delivery_id, "
     "            status, attempts, next_attempt_at, last_attempt_at, delivered_at, event) "
-    "        SELECT $2::uuid, ch, $1::uuid, $3, "
-    "               CASE WHEN ch = 'in_app' THEN $5::uuid ELSE gen_random_uuid() END, "
+    "        SELECT cur.fire_id, ch, cur.reminder_id, cur.user_id, "
+    "               CASE WHEN ch = 'in_app' THEN cur.nid ELSE gen_random_uuid() END, "
     "               CASE WHEN ch = 'in_app' THEN 'sent' ELSE 'pending' END, (ch = 'in_app')::int, "
     "               clock_timestamp(), CASE WHEN ch = 'in_app' THEN clock_timestamp() END, "
-    "               CASE WHEN ch = 'in_app' THEN clock_timestamp() END, $6 "
-    "          FROM cur, json_array_elements_text($4::json) ch "
-    "        ON CONFLICT DO NOTHING RETURNING channel), "
+    "               CASE WHEN ch = 'in_app' THEN clock_timestamp() END, cur.event "
+    "          FROM cur, json_array_elements_text(cur.channels) ch "
+    "        ON CONFLICT DO NOTHING RETURNING fire_id, channel), "
     "ob AS (INSERT INTO outbox (topic, key, payload) "
-    "       SELECT 'notification.send', $3, $7 FROM ins WHERE channel = 'in_app' RETURNING 1) "
-    "SELECT (SELECT count(*) FROM cur), (SELECT count(*) FROM ins), (SELECT count(*) FROM ob), "
-    "       (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+    "       SELECT 'notification.send', x.user_id, x.note FROM ins JOIN x USING (fire_id) "
+    "        WHERE ins.channel = 'in_app' RETURNING 1), "
+    "made AS (SELECT fire_id, count(*) AS n, bool_or(channel = 'in_app') AS in_app FROM ins GROUP BY fire_id) "
+    "SELECT x.fire_id, cur.fire_id IS NOT NULL, coalesce(made.n, 0), coalesce(made.in_app, false), "
+    "       (SELECT count(*) FROM ob) "
+    "  FROM x LEFT JOIN cur USING (fire_id) LEFT JOIN made USING (fire_id)";
+
+static const char SETTLE_SQL[] = "SELECT te_reminders_settle($1::uuid[])";
 
 static const char *str_member(const json_object *o, const char *key) {
     json_object *v = NULL;
@@ -38,8 +57,9 @@ static const char *str_member(const json_object *o, const char *key) {
                : NULL;
 }
 
-/* The in-app notification (notification_id = its delivery id). */
-static char *notification_event(const te_event_t *ev, json_object *data, const char *nid, char *err,
+/* The in-app notification of a reminder.due's data (notification_id = its
+ * delivery id). */
+static char *notification_event(json_object *data, const char *nid, const char *traceparent, char *err,
                                 size_t n) {
     const char *user = str_member(data, "user_id"), *title = str_member(data, "title");
     const char *due = str_member(data, "due_date");
@@ -56,8 +76,88 @@ static char *notification_event(const te_event_t *ev, json_object *data, const c
     json_object_object_add(d, "reminder_id", json_object_new_string(str_member(data, "reminder_id")));
     json_object_object_add(d, "kind", json_object_new_string("reminder"));
     json_object_object_add(d, "created_at", json_object_new_string(created));
-    return td_event_json(TE_EVENT_NOTIFICATION_SEND, SOURCE, NULL, user, te_event_traceparent(ev), d,
-                         err, n);
+    return td_event_json(TE_EVENT_NOTIFICATION_SEND, SOURCE, NULL, user, traceparent, d, err, n);
+}
+
+void intake_batch_init(intake_batch_t *b) {
+    memset(b, 0, sizeof *b);
+    b->items = json_object_new_array();
+    b->remind_at = json_object_new_object();
+}
+
+int intake_batch_add(intake_batch_t *b, const char *fire_id, json_object *data, const char *event_json,
+                     const char *traceparent, char *err, size_t n) {
+    char nid[37];
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, nid);
+    char *note = notification_event(data, nid, traceparent, err, n);
+    if (!note) return -1;
+    json_object *channels = NULL;
+    if (!json_object_object_get_ex(data, "channels", &channels) || !channels) {
+        channels = json_object_new_array();
+        json_object_array_add(channels, json_object_new_string("in_app"));
+    } else {
+        json_object_get(channels);
+    }
+    json_object *it = json_object_new_object();
+    json_object_object_add(it, "fire_id", json_object_new_string(fire_id));
+    json_object_object_add(it, "reminder_id", json_object_new_string(str_member(data, "reminder_id")));
+    json_object_object_add(it, "user_id", json_object_new_string(str_member(data, "user_id")));
+    json_object_object_add(it, "channels", channels);
+    json_object_object_add(it, "event", json_object_new_string(event_json));
+    json_object_object_add(it, "nid", json_object_new_string(nid));
+    json_object_object_add(it, "note", json_object_new_string(note));
+    json_object_array_add(b->items, it);
+    const char *at = str_member(data, "remind_at");
+    json_object_object_add(b->remind_at, fire_id, json_object_new_string(at ? at : ""));
+    te_free(note);
+    return 0;
+}
+
+size_t intake_batch_count(const intake_batch_t *b) { return json_object_array_length(b->items); }
+
+void intake_batch_statements(intake_batch_t *b, td_pg_stmt_t st[2]) {
+    size_t len = 3;
+    for (size_t i = 0; i < intake_batch_count(b); i++) len += 38;
+    free(b->fires);
+    b->fires = malloc(len);
+    size_t off = 0;
+    if (b->fires) {
+        b->fires[off++] = '{';
+        for (size_t i = 0; i < intake_batch_count(b); i++)
+            off += (size_t)snprintf(b->fires + off, len - off, "%s%s", i ? "," : "",
+                                    str_member(json_object_array_get_idx(b->items, i), "fire_id"));
+        snprintf(b->fires + off, len - off, "}");
+    }
+    b->p_items[0] = json_object_to_json_string_ext(b->items, JSON_C_TO_STRING_PLAIN);
+    b->p_fires[0] = b->fires ? b->fires : "{}";
+    st[0] = (td_pg_stmt_t){CREATE_SQL, 1, b->p_items, NULL};
+    st[1] = (td_pg_stmt_t){SETTLE_SQL, 1, b->p_fires, NULL};
+}
+
+void intake_batch_account(rem_t *r, intake_batch_t *b, const PGresult *created, int *current, int *made) {
+    static const char *const L_IN_APP[] = {"in_app"}, *const L_IN_APP_OK[] = {"in_app", "ok"};
+    te_time_t now = te_time_now();
+    *current = *made = 0;
+    for (int i = 0; created && i < PQntuples(created); i++) {
+        *current += PQgetvalue(created, i, 1)[0] == 't';
+        *made += atoi(PQgetvalue(created, i, 2)) > 0;
+        if (PQgetvalue(created, i, 3)[0] != 't') continue;
+        json_object *at = NULL;
+        te_time_t due = 0;
+        if (json_object_object_get_ex(b->remind_at, PQgetvalue(created, i, 0), &at) &&
+            te_time_parse(json_object_get_string(at), &due, NULL, NULL, 0) == TE_OK)
+            td_metric_observe(r->m_lateness, L_IN_APP, (double)(now - due) / 1e6);
+        td_metric_inc(r->m_attempts, L_IN_APP_OK, 1);
+    }
+}
+
+void intake_batch_free(intake_batch_t *b) {
+    json_object_put(b->items);
+    json_object_put(b->remind_at);
+    free(b->fires);
+    memset(b, 0, sizeof *b);
 }
 
 te_handler_result_t intake_handle(const te_event_t *ev, const te_record_t *rec, void *opaque,
@@ -71,67 +171,58 @@ te_handler_result_t intake_handle(const te_event_t *ev, const te_record_t *rec, 
         td_metric_inc(r->m_events, L_IGNORED, 1);
         return TE_HANDLER_OK;
     }
-    /* the consumer validated the data against the catalogue */
-    json_object *data = (json_object *)te_event_data_object(ev), *channels = NULL;
-    const char *rid = str_member(data, "reminder_id"), *user = str_member(data, "user_id");
-    const char *remind_at = str_member(data, "remind_at");
-    if (!json_object_object_get_ex(data, "channels", &channels) || !channels) {
-        channels = NULL;
-    }
-    char nid[37];
-    uuid_t u;
-    uuid_generate_random(u);
-    uuid_unparse_lower(u, nid);
-    char *note = notification_event(ev, data, nid, errstr, errstr_size);
-    char *event_json = NULL;
-    if (!note || te_event_to_json(ev, 0, &event_json, NULL, errstr, errstr_size) != TE_OK) {
-        te_free(note);
-        return TE_HANDLER_FAIL; /* cannot happen for a valid event */
-    }
     PGconn *c = rem_conn(r, &r->intake_conn, errstr, errstr_size);
     if (!c) {
-        te_free(note);
-        te_free(event_json);
         td_metric_inc(r->m_events, L_RETRY, 1);
         return TE_HANDLER_RETRY;
     }
-    const char *v[7] = {rid, te_event_id(ev), user,
-                        channels ? json_object_to_json_string_ext(channels, JSON_C_TO_STRING_PLAIN)
-                                 : "[\"in_app\"]",
-                        nid, event_json, note};
-    const char *settle_v[1] = {te_event_id(ev)};
-    td_pg_stmt_t st[4] = {
-        {"BEGIN", 0, NULL, NULL},
-        {INTAKE_SQL, 7, v, NULL},
-        {"SELECT te_reminder_settle($1::uuid)", 1, settle_v, NULL},
-        {"COMMIT", 0, NULL, NULL},
-    };
-    int rc = td_pg_pipeline(c, st, 4, errstr, errstr_size);
-    te_free(note);
+    /* the usual case: the scheduler created the deliveries with the event */
+    const char *fv[1] = {te_event_id(ev)};
+    PGresult *seen = PQexecParams(c, "SELECT 1 FROM reminder_deliveries WHERE fire_id = $1::uuid LIMIT 1", 1,
+                                  NULL, fv, NULL, NULL, 0);
+    int status = PQresultStatus(seen), dup = status == PGRES_TUPLES_OK && PQntuples(seen) > 0;
+    if (status != PGRES_TUPLES_OK) snprintf(errstr, errstr_size, "%s", PQresultErrorMessage(seen));
+    PQclear(seen);
+    if (status != PGRES_TUPLES_OK) {
+        td_metric_inc(r->m_events, L_RETRY, 1);
+        return TE_HANDLER_RETRY;
+    }
+    if (dup) {
+        td_metric_inc(r->m_events, L_DUP, 1);
+        return TE_HANDLER_OK;
+    }
+    /* the consumer validated the data against the catalogue */
+    json_object *data = (json_object *)te_event_data_object(ev);
+    char *event_json = NULL;
+    if (te_event_to_json(ev, 0, &event_json, NULL, errstr, errstr_size) != TE_OK) return TE_HANDLER_FAIL;
+    intake_batch_t b;
+    intake_batch_init(&b);
+    int rc = intake_batch_add(&b, te_event_id(ev), data, event_json, te_event_traceparent(ev), errstr,
+                              errstr_size);
     te_free(event_json);
     if (rc != 0) {
+        intake_batch_free(&b);
+        return TE_HANDLER_FAIL; /* cannot happen for a valid event */
+    }
+    td_pg_stmt_t st[4] = {{"BEGIN", 0, NULL, NULL}};
+    intake_batch_statements(&b, st + 1);
+    st[3] = (td_pg_stmt_t){"COMMIT", 0, NULL, NULL};
+    if (td_pg_pipeline(c, st, 4, errstr, errstr_size) != 0) {
         td_pg_exec(c, "ROLLBACK", NULL, 0);
+        intake_batch_free(&b);
         td_metric_inc(r->m_events, L_RETRY, 1);
         return TE_HANDLER_RETRY;
     }
-    int current = atoi(PQgetvalue(st[1].res, 0, 0)), inserted = atoi(PQgetvalue(st[1].res, 0, 1));
-    int in_app = atoi(PQgetvalue(st[1].res, 0, 2));
-    long long now_ms = strtoll(PQgetvalue(st[1].res, 0, 3), NULL, 10);
+    int current = 0, made = 0;
+    intake_batch_account(r, &b, st[1].res, &current, &made);
     for (int i = 0; i < 4; i++) PQclear(st[i].res);
+    intake_batch_free(&b);
     if (!current) {
         td_metric_inc(r->m_events, L_STALE, 1);
-        td_logf(TD_LOG_DEBUG, NULL, "reminder %s: firing %s no longer current (completed, moved or deleted)",
-                rid, te_event_id(ev));
-    } else if (!inserted) {
-        td_metric_inc(r->m_events, L_DUP, 1);
+        td_logf(TD_LOG_DEBUG, NULL, "reminder.due %s is no longer current (completed, moved or deleted)",
+                te_event_id(ev));
     } else {
-        td_metric_inc(r->m_events, L_OK, 1);
-        te_time_t due = 0;
-        if (in_app && remind_at && te_time_parse(remind_at, &due, NULL, NULL, 0) == TE_OK) {
-            static const char *const L_IN_APP[] = {"in_app"};
-            td_metric_observe(r->m_lateness, L_IN_APP, (double)now_ms / 1e3 - (double)due / 1e6);
-            td_metric_inc(r->m_attempts, (const char *const[]){"in_app", "ok"}, 1);
-        }
+        td_metric_inc(r->m_events, made ? L_OK : L_DUP, 1);
     }
     return TE_HANDLER_OK;
 }

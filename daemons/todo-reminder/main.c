@@ -75,8 +75,7 @@ static int read_config(rem_config_t *c) {
     c->grace_s = td_env_long_named("TE_REMINDER_GRACE_S", 3600, 1, 365L * 86400, &bad);
     c->batch = td_env_long_named("TE_REMINDER_BATCH", 1000, 1, 100000, &bad);
     c->max_sleep_ms = td_env_long_named("TE_REMINDER_MAX_SLEEP_MS", 60000, 10, 3600000, &bad);
-    c->resend_after_s = td_env_long_named("TE_REMINDER_RESEND_AFTER_S", 600, 10, 30L * 86400, &bad);
-    c->threads = td_env_long_named("TE_NOTIFY_THREADS", 8, 1, 256, &bad);
+    c->threads = td_env_long_named("TE_NOTIFY_THREADS", 4, 1, 256, &bad);
     c->max_attempts = td_env_long_named("TE_NOTIFY_MAX_ATTEMPTS", 3, 1, 100, &bad);
     c->backoff_ms = td_env_long_named("TE_NOTIFY_BACKOFF_MS", 1000, 1, 3600000, &bad);
     c->lease_s = td_env_long_named("TE_NOTIFY_LEASE_S", 60, 5, 86400, &bad);
@@ -135,9 +134,9 @@ int main(int argc, char **argv) {
     te_conf_t *conf = NULL;
     td_http_server_t *srv = NULL;
     relay_t *relay = NULL;
-    pthread_t consumer_thread, sched_thread, *delivery = NULL;
+    pthread_t consumer_thread, sched_thread;
     int consumer_started = 0, sched_started = 0;
-    long delivery_started = 0;
+    delivery_pool_t *delivery = NULL;
     char err[TE_ERRSTR_SIZE];
     int retention = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
     int run_scheduler = td_env_bool_checked("TE_REMINDER_SCHEDULER", 1, &bad);
@@ -181,9 +180,10 @@ int main(int argc, char **argv) {
     if (run_delivery) {
         if (pthread_create(&consumer_thread, NULL, consumer_main, ops.consumer) != 0) goto out;
         consumer_started = 1;
-        if (!(delivery = calloc((size_t)rem.cfg.threads, sizeof *delivery))) goto out;
-        for (; delivery_started < rem.cfg.threads; delivery_started++)
-            if (pthread_create(&delivery[delivery_started], NULL, delivery_main, &rem) != 0) goto out;
+        if (!(delivery = delivery_start(&rem, err, sizeof err))) {
+            td_logf(TD_LOG_ERROR, NULL, "%s", err);
+            goto out;
+        }
     }
     if (run_scheduler) {
         if (pthread_create(&sched_thread, NULL, scheduler_main, &rem) != 0) goto out;
@@ -204,8 +204,7 @@ out:
         rem.stop_pipe[1] = -1;
     }
     if (sched_started) pthread_join(sched_thread, NULL);
-    for (long i = 0; i < delivery_started; i++) pthread_join(delivery[i], NULL);
-    free(delivery);
+    delivery_stop(delivery);
     if (consumer_started) {
         te_consumer_stop(ops.consumer);
         pthread_join(consumer_thread, NULL);

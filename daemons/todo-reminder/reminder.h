@@ -2,18 +2,20 @@
 #ifndef TODO_REMINDER_H
 #define TODO_REMINDER_H
 
+#include <json-c/json.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <todoevents/todoevents.h>
 
 #include "metrics.h"
+#include "pg.h"
 
 #define SOURCE "/todo-reminder"
 
 typedef struct rem_config_s {
     const char *pg_url;
-    long late_after_s, grace_s, batch, max_sleep_ms, resend_after_s;
+    long late_after_s, grace_s, batch, max_sleep_ms;
     long threads, max_attempts, backoff_ms, lease_s, webhook_timeout_ms;
     int allow_private;
     const char *smtp_url, *smtp_from, *smtp_user;
@@ -39,12 +41,37 @@ void *scheduler_main(void *arg);
 /* Wakes the scheduler now (any thread). */
 void scheduler_wake(rem_t *r);
 
-/* intake.c: the reminder.due consumer's handler. */
+/* intake.c: deliveries for firings.  A batch collects reminder.due events
+ * (their data, id and JSON); its two statements (create, settle) run in
+ * the caller's transaction. */
+typedef struct intake_batch_s {
+    json_object *items;     /* what CREATE_SQL reads */
+    json_object *remind_at; /* fire_id -> remind_at, for the lateness metric */
+    char *fires;            /* the firing ids as a uuid[] literal */
+    const char *p_items[1], *p_fires[1];
+} intake_batch_t;
+void intake_batch_init(intake_batch_t *b);
+/* data: the reminder.due data (borrowed); 0 or -1 (errstr). */
+int intake_batch_add(intake_batch_t *b, const char *fire_id, json_object *data, const char *event_json,
+                     const char *traceparent, char *errstr, size_t errstr_size);
+size_t intake_batch_count(const intake_batch_t *b);
+/* st[0] creates the deliveries, st[1] settles in-app-only firings; both
+ * valid until intake_batch_free(). */
+void intake_batch_statements(intake_batch_t *b, td_pg_stmt_t st[2]);
+/* After the commit: metrics; *current firings still current, *made
+ * firings that got deliveries now. */
+void intake_batch_account(rem_t *r, intake_batch_t *b, const PGresult *created, int *current, int *made);
+void intake_batch_free(intake_batch_t *b);
+/* The reminder.due consumer's handler. */
 te_handler_result_t intake_handle(const te_event_t *ev, const te_record_t *rec, void *opaque,
                                   char *errstr, size_t errstr_size);
 
-/* deliver.c: one webhook/email delivery thread (r->cfg.threads of them). */
-void *delivery_main(void *arg);
+/* deliver.c: webhook/email delivery — a dispatcher thread and
+ * r->cfg.threads senders.  Start after r->cfg is set; stop after
+ * r->stopping was set (each sender records what it sent first). */
+typedef struct delivery_pool_s delivery_pool_t;
+delivery_pool_t *delivery_start(rem_t *r, char *errstr, size_t errstr_size);
+void delivery_stop(delivery_pool_t *p);
 
 /* channels.c: one attempt of a delivery, run concurrently with others. */
 typedef struct delivery_s {

@@ -1,29 +1,21 @@
 /* The scheduler: fires due reminders on time, once (docs/reminder.md).
  *
  * One transaction per batch claims due reminders with FOR UPDATE SKIP
- * LOCKED, gives each a firing id (the reminder.due event id) and writes the
- * events to the outbox: a reminder is fired exactly when its row says so,
- * whatever happens to this process or its replicas.  Times come from
- * PostgreSQL's clock, which every replica shares. */
+ * LOCKED, gives each a firing id (the reminder.due event id), writes the
+ * events to the outbox and creates their deliveries (intake.c): a reminder
+ * is fired exactly when its row says so, whatever happens to this process
+ * or its replicas, and a burst of thousands is a handful of statements.
+ * Times come from PostgreSQL's clock, which every replica shares. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
 #include "pg.h"
 #include "reminder.h"
-
-/* What the reminder.due event of a fired reminder needs. */
-#define FIRED_COLUMNS                                                                      \
-    "r.id, r.fire_id, r.task_id, r.user_id, te_ts(r.remind_at), r.late, r.status, "        \
-    "(SELECT t.title FROM tasks t WHERE t.id = r.task_id), "                               \
-    "(SELECT te_ts(t.due_at) FROM tasks t WHERE t.id = r.task_id), "                       \
-    "coalesce((SELECT array_to_json(s.channels)::text FROM notification_settings s "       \
-    "           WHERE s.user_id = r.user_id), '[\"in_app\"]')"
 
 /* $1 batch, $2 late after (s), $3 grace (s). */
 static const char CLAIM_SQL[] =
@@ -35,25 +27,18 @@ static const char CLAIM_SQL[] =
     "       status = CASE WHEN clock_timestamp() - r.remind_at > $3 * interval '1 second' "
     "                     THEN 'missed' ELSE r.status END "
     "  FROM due WHERE r.id = due.id "
-    "RETURNING " FIRED_COLUMNS;
-
-/* Fired more than $2 s ago and no consumer created its deliveries: the
- * same event (same id: the consumer dedupes) again.  $1 batch. */
-static const char RESEND_SQL[] =
-    "WITH lost AS (SELECT id FROM reminders r2 "
-    "               WHERE status = 'pending' AND fire_id IS NOT NULL "
-    "                 AND fired_at < clock_timestamp() - $2 * interval '1 second' "
-    "                 AND NOT EXISTS (SELECT 1 FROM reminder_deliveries d WHERE d.fire_id = r2.fire_id) "
-    "               ORDER BY fired_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
-    "UPDATE reminders r SET fired_at = clock_timestamp() FROM lost WHERE r.id = lost.id "
-    "RETURNING " FIRED_COLUMNS;
+    "RETURNING r.id, r.fire_id, r.task_id, r.user_id, te_ts(r.remind_at), r.late, r.status, "
+    "  (SELECT t.title FROM tasks t WHERE t.id = r.task_id), "
+    "  (SELECT te_ts(t.due_at) FROM tasks t WHERE t.id = r.task_id), "
+    "  coalesce((SELECT array_to_json(s.channels)::text FROM notification_settings s "
+    "             WHERE s.user_id = r.user_id), '[\"in_app\"]')";
 
 static const char OUTBOX_SQL[] =
     "INSERT INTO outbox (topic, key, payload) "
     "SELECT 'reminder.due', e->>0, e->>1 FROM json_array_elements($1::json) e";
 
-/* The reminder.due event of claimed row i. */
-static char *due_event(const PGresult *res, int i, char *err, size_t n) {
+/* The reminder.due data of claimed row i. */
+static json_object *due_data(const PGresult *res, int i) {
     json_object *d = json_object_new_object();
     json_object_object_add(d, "reminder_id", json_object_new_string(PQgetvalue(res, i, 0)));
     json_object_object_add(d, "task_id", json_object_new_string(PQgetvalue(res, i, 2)));
@@ -65,20 +50,18 @@ static char *due_event(const PGresult *res, int i, char *err, size_t n) {
     json_object *ch = json_tokener_parse(PQgetvalue(res, i, 9));
     json_object_object_add(d, "channels", ch ? ch : json_object_new_array());
     json_object_object_add(d, "late", json_object_new_boolean(PQgetvalue(res, i, 5)[0] == 't'));
-    return td_event_json(TE_EVENT_REMINDER_DUE, SOURCE, PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
-                         NULL, d, err, n);
+    return d;
 }
 
-/* Fires one batch (resend: the lost ones again).  Returns the number of
- * reminders claimed, -1 on error. */
-static int fire_batch(rem_t *r, PGconn *c, int resend, char *err, size_t n) {
+/* Fires one batch.  Returns the number of reminders claimed, -1 on error. */
+static int fire_batch(rem_t *r, PGconn *c, char *err, size_t n) {
     if (td_pg_exec(c, "BEGIN", err, n) != 0) return -1;
-    char batch[24], secs[24], grace[24];
+    char batch[24], late[24], grace[24];
     snprintf(batch, sizeof batch, "%ld", r->cfg.batch);
-    snprintf(secs, sizeof secs, "%ld", resend ? r->cfg.resend_after_s : r->cfg.late_after_s);
+    snprintf(late, sizeof late, "%ld", r->cfg.late_after_s);
     snprintf(grace, sizeof grace, "%ld", r->cfg.grace_s);
-    const char *v[3] = {batch, secs, grace};
-    PGresult *res = PQexecParams(c, resend ? RESEND_SQL : CLAIM_SQL, resend ? 2 : 3, NULL, v, NULL, NULL, 0);
+    const char *v[3] = {batch, late, grace};
+    PGresult *res = PQexecParams(c, CLAIM_SQL, 3, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         snprintf(err, n, "claim reminders: %s", PQresultErrorMessage(res));
         PQclear(res);
@@ -87,6 +70,8 @@ static int fire_batch(rem_t *r, PGconn *c, int resend, char *err, size_t n) {
     }
     int rows = PQntuples(res), due = 0, lates = 0, missed = 0, rc = rows;
     json_object *events = json_object_new_array();
+    intake_batch_t b;
+    intake_batch_init(&b);
     for (int i = 0; i < rows && rc >= 0; i++) {
         if (strcmp(PQgetvalue(res, i, 6), "missed") == 0) {
             missed++;
@@ -94,40 +79,45 @@ static int fire_batch(rem_t *r, PGconn *c, int resend, char *err, size_t n) {
                     PQgetvalue(res, i, 0), PQgetvalue(res, i, 2), PQgetvalue(res, i, 4));
             continue;
         }
-        char *ev = due_event(res, i, err, n);
-        if (!ev) {
-            rc = -1;
-            break;
+        json_object *data = due_data(res, i);
+        char *ev = td_event_json(TE_EVENT_REMINDER_DUE, SOURCE, PQgetvalue(res, i, 1), PQgetvalue(res, i, 3),
+                                 NULL, json_object_get(data), err, n);
+        if (!ev || intake_batch_add(&b, PQgetvalue(res, i, 1), data, ev, NULL, err, n) != 0) rc = -1;
+        json_object_put(data);
+        if (ev) {
+            json_object *pair = json_object_new_array();
+            json_object_array_add(pair, json_object_new_string(PQgetvalue(res, i, 3)));
+            json_object_array_add(pair, json_object_new_string(ev));
+            json_object_array_add(events, pair);
+            te_free(ev);
         }
-        json_object *pair = json_object_new_array();
-        json_object_array_add(pair, json_object_new_string(PQgetvalue(res, i, 3)));
-        json_object_array_add(pair, json_object_new_string(ev));
-        json_object_array_add(events, pair);
-        te_free(ev);
         if (PQgetvalue(res, i, 5)[0] == 't') lates++;
         else due++;
     }
     PQclear(res);
-    if (rc >= 0 && json_object_array_length(events) > 0) {
-        const char *ov[1] = {json_object_to_json_string_ext(events, JSON_C_TO_STRING_PLAIN)};
-        PGresult *o = PQexecParams(c, OUTBOX_SQL, 1, NULL, ov, NULL, NULL, 0);
-        if (PQresultStatus(o) != PGRES_COMMAND_OK) {
-            snprintf(err, n, "reminder.due to the outbox: %s", PQresultErrorMessage(o));
-            rc = -1;
-        }
-        PQclear(o);
+    td_pg_stmt_t st[4];
+    size_t ns = 0;
+    const char *ov[1] = {json_object_to_json_string_ext(events, JSON_C_TO_STRING_PLAIN)};
+    if (rc >= 0 && intake_batch_count(&b) > 0) {
+        st[ns++] = (td_pg_stmt_t){OUTBOX_SQL, 1, ov, NULL};
+        intake_batch_statements(&b, st + ns);
+        ns += 2;
     }
-    json_object_put(events);
-    if (rc < 0 || td_pg_exec(c, "COMMIT", err, n) != 0) {
+    if (rc >= 0) {
+        st[ns++] = (td_pg_stmt_t){"COMMIT", 0, NULL, NULL};
+        if (td_pg_pipeline(c, st, ns, err, n) != 0) rc = -1;
+    }
+    if (rc < 0) {
         td_pg_exec(c, "ROLLBACK", NULL, 0);
-        return -1;
+    } else if (ns > 1) {
+        int current = 0, made = 0;
+        intake_batch_account(r, &b, st[1].res, &current, &made);
     }
-    if (resend) {
-        if (rows) td_logf(TD_LOG_WARN, NULL, "sent %d reminder.due events again: no consumer took them", rows);
-        static const char *const L_RESENT[] = {"resent"};
-        if (rows) td_metric_inc(r->m_fired, L_RESENT, rows);
-        return rc;
-    }
+    if (rc >= 0)
+        for (size_t i = 0; i < ns; i++) PQclear(st[i].res);
+    json_object_put(events);
+    intake_batch_free(&b);
+    if (rc < 0) return -1;
     static const char *const L_DUE[] = {"due"}, *const L_LATE[] = {"late"}, *const L_MISSED[] = {"missed"};
     if (due) td_metric_inc(r->m_fired, L_DUE, due);
     if (lates) td_metric_inc(r->m_fired, L_LATE, lates);
@@ -163,7 +153,6 @@ void *scheduler_main(void *arg) {
     rem_t *r = arg;
     PGconn *conn = NULL;
     int listening_pid = 0, down_logged = 0;
-    time_t next_resend = time(NULL); /* at start too: a restart may follow a long outage */
     while (!atomic_load(&r->stopping)) {
         char err[512] = "";
         PGconn *c = rem_conn(r, &conn, err, sizeof err);
@@ -182,21 +171,16 @@ void *scheduler_main(void *arg) {
             }
             listening_pid = PQbackendPID(c);
         }
-        /* every minute: fired reminders whose event no consumer took */
-        time_t now = time(NULL);
-        if (now >= next_resend) {
-            next_resend = now + 60;
-            if (fire_batch(r, c, 1, err, sizeof err) < 0) td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
-        }
-        int fired = fire_batch(r, c, 0, err, sizeof err);
+        int fired = fire_batch(r, c, err, sizeof err);
         if (fired < 0) {
             td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
             td_pg_wait(NULL, r->sched_wake[0], 1000);
             continue;
         }
         if (fired >= r->cfg.batch) continue; /* more are due */
-        long wait = next_wait_ms(r, c), until_resend = (long)(next_resend - time(NULL)) * 1000;
-        if (wait > until_resend) wait = until_resend < 0 ? 0 : until_resend;
+        long wait = next_wait_ms(r, c);
+        /* due but not claimed: another replica holds them; look again soon */
+        if (wait == 0 && fired == 0) wait = 20;
         if (wait > 0) td_pg_wait(c, r->sched_wake[0], (int)wait);
     }
     if (conn) PQfinish(conn);

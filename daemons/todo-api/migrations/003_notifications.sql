@@ -1,15 +1,12 @@
 -- 003: reminder firing and delivery (todo-reminder, docs/reminder.md).
 -- fire_id: the current firing (= the reminder.due event id), NULL while
 -- waiting; reset when the reminder is moved or re-armed, which abandons a
--- firing in progress.  fired_at: when its reminder.due was (last) written.
+-- firing in progress.  fired_at: when it was fired.
 -- late: fired after the late threshold.
 ALTER TABLE reminders ADD COLUMN fire_id uuid;
 ALTER TABLE reminders ADD COLUMN fired_at timestamptz;
 ALTER TABLE reminders ADD COLUMN late boolean NOT NULL DEFAULT false;
 CREATE INDEX reminders_due ON reminders (remind_at) WHERE status = 'pending' AND fire_id IS NULL;
--- fired, not yet delivered: the scheduler re-sends a reminder.due that no
--- consumer took in time (lost with an expired topic, say)
-CREATE INDEX reminders_fired ON reminders (fired_at) WHERE status = 'pending' AND fire_id IS NOT NULL;
 CREATE UNIQUE INDEX reminders_fire ON reminders (fire_id);
 -- The scheduler needs waking only when a reminder comes to wait for its
 -- time: added, moved or re-armed — not when it is fired or settled (a
@@ -66,21 +63,22 @@ BEGIN PERFORM pg_notify('te_deliveries', ''); RETURN NULL; END $$;
 CREATE TRIGGER reminder_deliveries_notify AFTER INSERT ON reminder_deliveries
     FOR EACH STATEMENT EXECUTE FUNCTION te_notify_deliveries();
 
--- Settles a firing once none of its deliveries is still open: sent / late,
--- or failed when a channel failed.  A firing no longer current (moved,
--- cancelled) is left alone.  The reminder row is locked first and the
+-- Settles the firings whose deliveries are all finished: sent / late, or
+-- failed when a channel failed.  A firing no longer current (moved,
+-- cancelled) is left alone.  The reminder rows are locked first, in
+-- firing-id order (no deadlock between concurrent callers), and the
 -- deliveries read afterwards (each statement of a volatile SQL function
--- has its own snapshot): two threads recording the last two channels at
--- once then see each other's outcome, and one of them settles.
-CREATE FUNCTION te_reminder_settle(fire uuid) RETURNS void LANGUAGE sql AS $$
-    SELECT 1 FROM reminders WHERE fire_id = fire FOR UPDATE;
+-- has its own snapshot): two threads recording the last two channels of a
+-- firing at once then see each other's outcome, and one of them settles.
+CREATE FUNCTION te_reminders_settle(fires uuid[]) RETURNS void LANGUAGE sql AS $$
+    SELECT 1 FROM reminders WHERE fire_id = ANY (fires) ORDER BY fire_id FOR UPDATE;
     UPDATE reminders r
        SET status = CASE WHEN d.failed THEN 'failed' WHEN r.late THEN 'late' ELSE 'sent' END,
            sent_at = d.first
-      FROM (SELECT bool_or(status = 'failed') AS failed, min(delivered_at) AS first,
+      FROM (SELECT fire_id, bool_or(status = 'failed') AS failed, min(delivered_at) AS first,
                    bool_or(status IN ('pending', 'sending')) AS open
-              FROM reminder_deliveries WHERE fire_id = fire) d
-     WHERE r.fire_id = fire AND r.status = 'pending' AND NOT d.open $$;
+              FROM reminder_deliveries WHERE fire_id = ANY (fires) GROUP BY fire_id) d
+     WHERE r.fire_id = d.fire_id AND r.status = 'pending' AND NOT d.open $$;
 
 -- A reminder as the API shows it, now with its last firing's deliveries.
 CREATE OR REPLACE FUNCTION te_reminder_json(r reminders) RETURNS jsonb
