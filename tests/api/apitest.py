@@ -50,6 +50,20 @@ SERVER_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 TRACEPARENT_RE = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
+def wait_until(fn, timeout, what, interval=0.05):
+    """fn()'s first true value, polled until timeout (AssertionError naming
+    what, with fn's last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
+                                 f"last seen: {value!r}"[:3000])
+        time.sleep(interval)
+
+
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
@@ -544,6 +558,9 @@ class Worker(Daemon):
 
     program = "todo-worker"
     listen_var = "TE_WORKER_LISTEN"
+    group_var = "TE_WORKER_GROUP"
+    offset_reset = "latest"
+    extra_env = {}
 
     @property
     def binary(self):
@@ -551,23 +568,24 @@ class Worker(Daemon):
 
     def __init__(self, label, db, group=None, env=None):
         self.secret = None
-        self.group = group or f"todo-worker-test-{uuid.uuid4().hex[:12]}"
+        self.group = group or f"{self.program}-test-{uuid.uuid4().hex[:12]}"
         svc = services()
         self._configure(label, db, env, {
             "TE_KAFKA_BROKERS": svc["TE_KAFKA_BROKERS"],
-            "TE_WORKER_GROUP": self.group,
-            "TE_RDKAFKA_AUTO_OFFSET_RESET": "latest",
+            self.group_var: self.group,
+            "TE_RDKAFKA_AUTO_OFFSET_RESET": self.offset_reset,
             "TE_LOG_LEVEL": "debug",
+            **self.extra_env,
         })
-        self.group = self.env.get("TE_WORKER_GROUP", self.group)
+        self.group = self.env.get(self.group_var, self.group)
 
     def start(self, timeout=30, ready=True):
-        """Starts the worker and waits for /healthz, then (ready) for /readyz
+        """Starts the daemon and waits for /healthz, then (ready) for /readyz
         200; another port is tried when the one picked was taken."""
         self._launch(timeout)
         if not ready or self.wait_ready(timeout):
             return self
-        raise RuntimeError(f"todo-worker ({self.label}): no 200 from /readyz within "
+        raise RuntimeError(f"{self.program} ({self.label}): no 200 from /readyz within "
                            f"{timeout}s (last: {self.last_readyz}); its log:\n"
                            f"{self.log_text()}")
 
@@ -608,31 +626,13 @@ class Reminder(Worker):
 
     program = "todo-reminder"
     listen_var = "TE_REMINDER_LISTEN"
+    group_var = "TE_REMINDER_GROUP"
+    offset_reset = "earliest"
+    extra_env = {"TE_WEBHOOK_ALLOW_PRIVATE": "1"}
 
     @property
     def binary(self):
         return REMINDER_BIN
-
-    def __init__(self, label, db, group=None, env=None):
-        self.secret = None
-        self.group = group or f"todo-reminder-test-{uuid.uuid4().hex[:12]}"
-        svc = services()
-        self._configure(label, db, env, {
-            "TE_KAFKA_BROKERS": svc["TE_KAFKA_BROKERS"],
-            "TE_REMINDER_GROUP": self.group,
-            "TE_RDKAFKA_AUTO_OFFSET_RESET": "earliest",
-            "TE_WEBHOOK_ALLOW_PRIVATE": "1",
-            "TE_LOG_LEVEL": "debug",
-        })
-        self.group = self.env.get("TE_REMINDER_GROUP", self.group)
-
-    def start(self, timeout=30, ready=True):
-        self._launch(timeout)
-        if not ready or self.wait_ready(timeout):
-            return self
-        raise RuntimeError(f"todo-reminder ({self.label}): no 200 from /readyz within "
-                           f"{timeout}s (last: {self.last_readyz}); its log:\n"
-                           f"{self.log_text()}")
 
 
 METRIC_LINE_RE = re.compile(

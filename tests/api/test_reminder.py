@@ -46,18 +46,7 @@ SETTINGS = "/api/notification-settings"
 LATENESSES = []  # (test, seconds) of every on-time webhook measured
 
 
-def wait_until(fn, timeout, what, interval=0.05):
-    """fn()'s first true value, polled until timeout (AssertionError naming
-    what, with fn's last value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
-                                 f"last seen: {value!r}"[:3000])
-        time.sleep(interval)
+wait_until = apitest.wait_until
 
 
 def new_secret(n=32):
