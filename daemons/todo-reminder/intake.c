@@ -91,14 +91,21 @@ int intake_batch_add(intake_batch_t *b, const char *fire_id, json_object *data, 
     uuid_t u;
     uuid_generate_random(u);
     uuid_unparse_lower(u, nid);
-    char *note = notification_event(data, nid, traceparent, err, n);
-    if (!note) return -1;
     json_object *channels = NULL;
     if (!json_object_object_get_ex(data, "channels", &channels) || !channels) {
         channels = json_object_new_array();
         json_object_array_add(channels, json_object_new_string("in_app"));
     } else {
         json_object_get(channels);
+    }
+    int in_app = 0;
+    for (size_t i = 0; i < json_object_array_length(channels); i++)
+        in_app |= strcmp(json_object_get_string(json_object_array_get_idx(channels, i)), "in_app") == 0;
+    /* the notification only when there is an in-app channel */
+    char *note = in_app ? notification_event(data, nid, traceparent, err, n) : NULL;
+    if (in_app && !note) {
+        json_object_put(channels);
+        return -1;
     }
     json_object *it = json_object_new_object();
     json_object_object_add(it, "fire_id", json_object_new_string(fire_id));
@@ -107,8 +114,9 @@ int intake_batch_add(intake_batch_t *b, const char *fire_id, json_object *data, 
     json_object_object_add(it, "channels", channels);
     json_object_object_add(it, "event", json_object_new_string(event_json));
     json_object_object_add(it, "nid", json_object_new_string(nid));
-    json_object_object_add(it, "note", json_object_new_string(note));
+    json_object_object_add(it, "note", note ? json_object_new_string(note) : NULL);
     json_object_array_add(b->items, it);
+    if (in_app) b->in_app++;
     const char *at = str_member(data, "remind_at");
     json_object_object_add(b->remind_at, fire_id, json_object_new_string(at ? at : ""));
     te_free(note);
@@ -117,23 +125,28 @@ int intake_batch_add(intake_batch_t *b, const char *fire_id, json_object *data, 
 
 size_t intake_batch_count(const intake_batch_t *b) { return json_object_array_length(b->items); }
 
-void intake_batch_statements(intake_batch_t *b, td_pg_stmt_t st[2]) {
+size_t intake_batch_statements(intake_batch_t *b, td_pg_stmt_t st[2]) {
     size_t len = 3;
     for (size_t i = 0; i < intake_batch_count(b); i++) len += 38;
     free(b->fires);
     b->fires = malloc(len);
     size_t off = 0;
+    /* only firings with an in-app delivery can be finished here */
     if (b->fires) {
         b->fires[off++] = '{';
-        for (size_t i = 0; i < intake_batch_count(b); i++)
-            off += (size_t)snprintf(b->fires + off, len - off, "%s%s", i ? "," : "",
-                                    str_member(json_object_array_get_idx(b->items, i), "fire_id"));
+        for (size_t i = 0; i < intake_batch_count(b); i++) {
+            json_object *it = json_object_array_get_idx(b->items, i);
+            if (!str_member(it, "note")) continue;
+            off += (size_t)snprintf(b->fires + off, len - off, "%s%s", off > 1 ? "," : "",
+                                    str_member(it, "fire_id"));
+        }
         snprintf(b->fires + off, len - off, "}");
     }
     b->p_items[0] = json_object_to_json_string_ext(b->items, JSON_C_TO_STRING_PLAIN);
     b->p_fires[0] = b->fires ? b->fires : "{}";
     st[0] = (td_pg_stmt_t){CREATE_SQL, 1, b->p_items, NULL};
     st[1] = (td_pg_stmt_t){SETTLE_SQL, 1, b->p_fires, NULL};
+    return b->in_app ? 2 : 1;
 }
 
 void intake_batch_account(rem_t *r, intake_batch_t *b, const PGresult *created, int *current, int *made) {
@@ -205,9 +218,9 @@ te_handler_result_t intake_handle(const te_event_t *ev, const te_record_t *rec, 
         return TE_HANDLER_FAIL; /* cannot happen for a valid event */
     }
     td_pg_stmt_t st[4] = {{"BEGIN", 0, NULL, NULL}};
-    intake_batch_statements(&b, st + 1);
-    st[3] = (td_pg_stmt_t){"COMMIT", 0, NULL, NULL};
-    if (td_pg_pipeline(c, st, 4, errstr, errstr_size) != 0) {
+    size_t ns = 1 + intake_batch_statements(&b, st + 1);
+    st[ns++] = (td_pg_stmt_t){"COMMIT", 0, NULL, NULL};
+    if (td_pg_pipeline(c, st, ns, errstr, errstr_size) != 0) {
         td_pg_exec(c, "ROLLBACK", NULL, 0);
         intake_batch_free(&b);
         td_metric_inc(r->m_events, L_RETRY, 1);
@@ -215,7 +228,7 @@ te_handler_result_t intake_handle(const te_event_t *ev, const te_record_t *rec, 
     }
     int current = 0, made = 0;
     intake_batch_account(r, &b, st[1].res, &current, &made);
-    for (int i = 0; i < 4; i++) PQclear(st[i].res);
+    for (size_t i = 0; i < ns; i++) PQclear(st[i].res);
     intake_batch_free(&b);
     if (!current) {
         td_metric_inc(r->m_events, L_STALE, 1);

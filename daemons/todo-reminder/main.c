@@ -21,6 +21,7 @@
 
 typedef struct ops_s {
     rem_t *rem;
+    scheduler_t *sched;
     td_pg_pool_t *pool;
     te_consumer_t *consumer;
     int rem_delivery; /* the consumer runs (TE_REMINDER_DELIVERY) */
@@ -53,7 +54,7 @@ static void ops_handler(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
     } else if (strcmp(m, "OPTIONS") == 0) { /* Dapr asks whether the binding route exists */
         td_http_resp_set(resp, 200, "application/json", "{}", 2);
     } else if (strcmp(m, "POST") == 0) {    /* the cron binding fired: look now */
-        scheduler_wake(ops->rem);
+        scheduler_wake(ops->sched);
         td_http_resp_set(resp, 200, "application/json", "{\"status\":\"woken\"}", 18);
     } else {
         td_http_resp_set(resp, 405, "application/json", "{\"status\":\"method not allowed\"}", 31);
@@ -75,6 +76,7 @@ static int read_config(rem_config_t *c) {
     c->grace_s = td_env_long_named("TE_REMINDER_GRACE_S", 3600, 1, 365L * 86400, &bad);
     c->batch = td_env_long_named("TE_REMINDER_BATCH", 1000, 1, 100000, &bad);
     c->max_sleep_ms = td_env_long_named("TE_REMINDER_MAX_SLEEP_MS", 60000, 10, 3600000, &bad);
+    c->sched_threads = td_env_long_named("TE_REMINDER_SCHEDULER_THREADS", 2, 1, 16, &bad);
     c->threads = td_env_long_named("TE_NOTIFY_THREADS", 4, 1, 256, &bad);
     c->max_attempts = td_env_long_named("TE_NOTIFY_MAX_ATTEMPTS", 3, 1, 100, &bad);
     c->backoff_ms = td_env_long_named("TE_NOTIFY_BACKOFF_MS", 1000, 1, 3600000, &bad);
@@ -129,13 +131,13 @@ int main(int argc, char **argv) {
     channels_global_init();
 
     int status = 1, bad = 0;
-    rem_t rem = {.cfg = {.pg_url = pg_url}, .sched_wake = {-1, -1}, .stop_pipe = {-1, -1}};
+    rem_t rem = {.cfg = {.pg_url = pg_url}, .stop_pipe = {-1, -1}};
     ops_t ops = {.rem = &rem};
     te_conf_t *conf = NULL;
     td_http_server_t *srv = NULL;
     relay_t *relay = NULL;
-    pthread_t consumer_thread, sched_thread;
-    int consumer_started = 0, sched_started = 0;
+    pthread_t consumer_thread;
+    int consumer_started = 0;
     delivery_pool_t *delivery = NULL;
     char err[TE_ERRSTR_SIZE];
     int retention = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
@@ -143,7 +145,7 @@ int main(int argc, char **argv) {
     int run_delivery = td_env_bool_checked("TE_REMINDER_DELIVERY", 1, &bad);
     ops.rem_delivery = run_delivery;
     if (bad || read_config(&rem.cfg) != 0) goto out;
-    if (nonblocking_pipe(rem.sched_wake) != 0 || nonblocking_pipe(rem.stop_pipe) != 0) goto out;
+    if (nonblocking_pipe(rem.stop_pipe) != 0) goto out;
     if (td_env_bool("TE_MIGRATE", 1) && td_migrate(pg_url) != 0) goto out;
     if (!(conf = td_kafka_conf(brokers, "todo-reminder"))) goto out;
     if (te_conf_set(conf, "group.id", td_env_str("TE_REMINDER_GROUP", "todo-reminder"), err, sizeof err) != TE_OK ||
@@ -171,12 +173,6 @@ int main(int argc, char **argv) {
         td_logf(TD_LOG_ERROR, NULL, "outbox relay: %s", err);
         goto out;
     }
-    td_http_config_t hc = {.listen = td_env_str("TE_REMINDER_LISTEN", "127.0.0.1:8082"),
-                           .threads = 1, .max_body = 4096, .timeout_s = 30};
-    if (!(srv = td_http_start(&hc, ops_handler, &ops, err, sizeof err))) {
-        td_logf(TD_LOG_ERROR, NULL, "%s", err);
-        goto out;
-    }
     if (run_delivery) {
         if (pthread_create(&consumer_thread, NULL, consumer_main, ops.consumer) != 0) goto out;
         consumer_started = 1;
@@ -186,8 +182,17 @@ int main(int argc, char **argv) {
         }
     }
     if (run_scheduler) {
-        if (pthread_create(&sched_thread, NULL, scheduler_main, &rem) != 0) goto out;
-        sched_started = 1;
+        if (!(ops.sched = scheduler_start(&rem, rem.cfg.sched_threads, err, sizeof err))) {
+            td_logf(TD_LOG_ERROR, NULL, "%s", err);
+            goto out;
+        }
+    }
+    /* last: its handlers use the parts above (and it stops first) */
+    td_http_config_t hc = {.listen = td_env_str("TE_REMINDER_LISTEN", "127.0.0.1:8082"),
+                           .threads = 1, .max_body = 4096, .timeout_s = 30};
+    if (!(srv = td_http_start(&hc, ops_handler, &ops, err, sizeof err))) {
+        td_logf(TD_LOG_ERROR, NULL, "%s", err);
+        goto out;
     }
     td_logf(TD_LOG_INFO, NULL, "todo-reminder serving on %s (scheduler %s, delivery %s, group %s)", hc.listen,
             run_scheduler ? "on" : "off", run_delivery ? "on" : "off",
@@ -198,25 +203,23 @@ int main(int argc, char **argv) {
     status = 0;
 out:
     atomic_store(&rem.stopping, 1);
-    if (rem.sched_wake[1] >= 0) scheduler_wake(&rem);
     if (rem.stop_pipe[1] >= 0) {
         close(rem.stop_pipe[1]); /* wakes every delivery thread */
         rem.stop_pipe[1] = -1;
     }
-    if (sched_started) pthread_join(sched_thread, NULL);
+    td_http_stop(srv);
+    scheduler_stop(ops.sched);
     delivery_stop(delivery);
     if (consumer_started) {
         te_consumer_stop(ops.consumer);
         pthread_join(consumer_thread, NULL);
     }
-    td_http_stop(srv);
     te_consumer_destroy(ops.consumer);
     relay_stop(relay);
     td_pg_pool_destroy(ops.pool);
     if (rem.intake_conn) PQfinish(rem.intake_conn);
     te_conf_destroy(conf);
     for (int i = 0; i < 2; i++) {
-        if (rem.sched_wake[i] >= 0) close(rem.sched_wake[i]);
         if (rem.stop_pipe[i] >= 0) close(rem.stop_pipe[i]);
     }
     free(rem.cfg.smtp_password);

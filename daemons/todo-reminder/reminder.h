@@ -15,7 +15,7 @@
 
 typedef struct rem_config_s {
     const char *pg_url;
-    long late_after_s, grace_s, batch, max_sleep_ms;
+    long late_after_s, grace_s, batch, max_sleep_ms, sched_threads;
     long threads, max_attempts, backoff_ms, lease_s, webhook_timeout_ms;
     int allow_private;
     const char *smtp_url, *smtp_from, *smtp_user;
@@ -25,7 +25,6 @@ typedef struct rem_config_s {
 typedef struct rem_s {
     rem_config_t cfg;
     atomic_int stopping;
-    int sched_wake[2];   /* a byte wakes the scheduler (Dapr cron, stop) */
     int stop_pipe[2];    /* write end closed at stop: wakes every delivery thread */
     PGconn *intake_conn; /* the consumer handler's (consumer thread only) */
     td_metric_t *m_fired, *m_lateness, *m_attempts, *m_dlq, *m_events;
@@ -36,10 +35,13 @@ typedef struct rem_s {
  * stopping.  *slot keeps it between calls. */
 PGconn *rem_conn(rem_t *r, PGconn **slot, char *errstr, size_t errstr_size);
 
-/* scheduler.c: fires due reminders until r->stopping. */
-void *scheduler_main(void *arg);
-/* Wakes the scheduler now (any thread). */
-void scheduler_wake(rem_t *r);
+/* scheduler.c: threads that fire due reminders until r->stopping.  Stop
+ * after r->stopping was set. */
+typedef struct scheduler_s scheduler_t;
+scheduler_t *scheduler_start(rem_t *r, long threads, char *errstr, size_t errstr_size);
+/* Wakes every scheduler thread now (any thread; NULL ok). */
+void scheduler_wake(scheduler_t *s);
+void scheduler_stop(scheduler_t *s);
 
 /* intake.c: deliveries for firings.  A batch collects reminder.due events
  * (their data, id and JSON); its two statements (create, settle) run in
@@ -49,15 +51,17 @@ typedef struct intake_batch_s {
     json_object *remind_at; /* fire_id -> remind_at, for the lateness metric */
     char *fires;            /* the firing ids as a uuid[] literal */
     const char *p_items[1], *p_fires[1];
+    size_t in_app;          /* items with an in-app channel */
 } intake_batch_t;
 void intake_batch_init(intake_batch_t *b);
 /* data: the reminder.due data (borrowed); 0 or -1 (errstr). */
 int intake_batch_add(intake_batch_t *b, const char *fire_id, json_object *data, const char *event_json,
                      const char *traceparent, char *errstr, size_t errstr_size);
 size_t intake_batch_count(const intake_batch_t *b);
-/* st[0] creates the deliveries, st[1] settles in-app-only firings; both
+/* st[0] creates the deliveries, st[1] (when the batch has in-app
+ * deliveries) settles in-app-only firings; returns how many (1 or 2),
  * valid until intake_batch_free(). */
-void intake_batch_statements(intake_batch_t *b, td_pg_stmt_t st[2]);
+size_t intake_batch_statements(intake_batch_t *b, td_pg_stmt_t st[2]);
 /* After the commit: metrics; *current firings still current, *made
  * firings that got deliveries now. */
 void intake_batch_account(rem_t *r, intake_batch_t *b, const PGresult *created, int *current, int *made);

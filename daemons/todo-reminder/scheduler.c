@@ -6,7 +6,9 @@
  * is fired exactly when its row says so, whatever happens to this process
  * or its replicas, and a burst of thousands is a handful of statements.
  * Times come from PostgreSQL's clock, which every replica shares. */
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +102,7 @@ static int fire_batch(rem_t *r, PGconn *c, char *err, size_t n) {
     const char *ov[1] = {json_object_to_json_string_ext(events, JSON_C_TO_STRING_PLAIN)};
     if (rc >= 0 && intake_batch_count(&b) > 0) {
         st[ns++] = (td_pg_stmt_t){OUTBOX_SQL, 1, ov, NULL};
-        intake_batch_statements(&b, st + ns);
-        ns += 2;
+        ns += intake_batch_statements(&b, st + ns);
     }
     if (rc >= 0) {
         st[ns++] = (td_pg_stmt_t){"COMMIT", 0, NULL, NULL};
@@ -142,15 +143,33 @@ static long next_wait_ms(rem_t *r, PGconn *c) {
     return wait;
 }
 
-void scheduler_wake(rem_t *r) {
+/* Several scheduler threads claim side by side (SKIP LOCKED splits a
+ * burst between them); each has its own connection and wake-up pipe. */
+typedef struct sched_thread_s {
+    rem_t *r;
+    pthread_t thread;
+    int wake[2];
+} sched_thread_t;
+
+struct scheduler_s {
+    long n;
+    sched_thread_t *t;
+};
+
+static void wake_one(sched_thread_t *t) {
     char b = 1;
-    if (write(r->sched_wake[1], &b, 1) < 0) {
+    if (t->wake[1] >= 0 && write(t->wake[1], &b, 1) < 0) {
         /* the pipe is full: a wake-up is pending anyway */
     }
 }
 
-void *scheduler_main(void *arg) {
-    rem_t *r = arg;
+void scheduler_wake(scheduler_t *s) {
+    for (long i = 0; s && i < s->n; i++) wake_one(&s->t[i]);
+}
+
+static void *scheduler_main(void *arg) {
+    sched_thread_t *t = arg;
+    rem_t *r = t->r;
     PGconn *conn = NULL;
     int listening_pid = 0, down_logged = 0;
     while (!atomic_load(&r->stopping)) {
@@ -158,7 +177,7 @@ void *scheduler_main(void *arg) {
         PGconn *c = rem_conn(r, &conn, err, sizeof err);
         if (!c) {
             if (!down_logged++) td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
-            td_pg_wait(NULL, r->sched_wake[0], 1000);
+            td_pg_wait(NULL, t->wake[0], 1000);
             continue;
         }
         if (down_logged) td_logf(TD_LOG_INFO, NULL, "scheduler: PostgreSQL is back");
@@ -166,7 +185,7 @@ void *scheduler_main(void *arg) {
         if (PQbackendPID(c) != listening_pid) { /* a new connection */
             if (td_pg_exec(c, "LISTEN te_reminders", err, sizeof err) != 0) {
                 td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
-                td_pg_wait(NULL, r->sched_wake[0], 1000);
+                td_pg_wait(NULL, t->wake[0], 1000);
                 continue;
             }
             listening_pid = PQbackendPID(c);
@@ -174,15 +193,58 @@ void *scheduler_main(void *arg) {
         int fired = fire_batch(r, c, err, sizeof err);
         if (fired < 0) {
             td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
-            td_pg_wait(NULL, r->sched_wake[0], 1000);
+            td_pg_wait(NULL, t->wake[0], 1000);
             continue;
         }
         if (fired >= r->cfg.batch) continue; /* more are due */
         long wait = next_wait_ms(r, c);
-        /* due but not claimed: another replica holds them; look again soon */
+        /* due but not claimed: another thread or replica holds them; look again soon */
         if (wait == 0 && fired == 0) wait = 20;
-        if (wait > 0) td_pg_wait(c, r->sched_wake[0], (int)wait);
+        if (wait > 0) td_pg_wait(c, t->wake[0], (int)wait);
     }
     if (conn) PQfinish(conn);
     return NULL;
+}
+
+scheduler_t *scheduler_start(rem_t *r, long threads, char *err, size_t n) {
+    scheduler_t *s = calloc(1, sizeof *s);
+    if (s) s->t = calloc((size_t)threads, sizeof *s->t);
+    if (!s || !s->t) {
+        free(s);
+        snprintf(err, n, "scheduler: out of memory");
+        return NULL;
+    }
+    for (; s->n < threads; s->n++) {
+        sched_thread_t *t = &s->t[s->n];
+        t->r = r;
+        if (pipe(t->wake) != 0) {
+            t->wake[0] = t->wake[1] = -1;
+            break;
+        }
+        fcntl(t->wake[0], F_SETFL, O_NONBLOCK);
+        fcntl(t->wake[1], F_SETFL, O_NONBLOCK);
+        if (pthread_create(&t->thread, NULL, scheduler_main, t) != 0) {
+            close(t->wake[0]);
+            close(t->wake[1]);
+            break;
+        }
+    }
+    if (s->n < threads) {
+        snprintf(err, n, "scheduler: cannot start its threads");
+        scheduler_stop(s);
+        return NULL;
+    }
+    return s;
+}
+
+void scheduler_stop(scheduler_t *s) {
+    if (!s) return;
+    scheduler_wake(s); /* r->stopping is set */
+    for (long i = 0; i < s->n; i++) {
+        pthread_join(s->t[i].thread, NULL);
+        close(s->t[i].wake[0]);
+        close(s->t[i].wake[1]);
+    }
+    free(s->t);
+    free(s);
 }
