@@ -262,7 +262,11 @@ void channels_thread_done(void) {
 }
 
 void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n) {
-    if (!thread_multi) thread_multi = curl_multi_init();
+    if (!thread_multi && (thread_multi = curl_multi_init()) != NULL) {
+        /* a receiver gets at most this many connections from one sender;
+         * the other requests wait for one of them (kept alive) */
+        curl_multi_setopt(thread_multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
+    }
     CURLM *multi = thread_multi;
     size_t running_handles = 0;
     for (size_t i = 0; i < n; i++) {
@@ -295,8 +299,15 @@ void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n) {
     }
     for (size_t i = 0; i < n; i++)
         if (d[i]->easy) snprintf(d[i]->error, sizeof d[i]->error, "the transfer did not complete");
+    /* the outcomes must be recorded while the lease is ours: what has not
+     * finished by then is a failed attempt */
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long limit_ms = cfg->lease_s * 1000 - 5000;
     int still = (int)running_handles;
     while (still > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > limit_ms) break;
         if (curl_multi_perform(multi, &still) != CURLM_OK) break;
         CURLMsg *msg;
         int left;

@@ -19,26 +19,27 @@
 #include "pg.h"
 #include "reminder.h"
 
-#define BATCH 64
+#define BATCH 256
 
+/* The rows, with what sending needs: whether the firing is still the
+ * reminder's current one, its time (lateness), the user's targets. */
 static const char CLAIM_SQL[] =
     "WITH c AS (SELECT fire_id, channel FROM reminder_deliveries "
     "            WHERE status IN ('pending', 'sending') AND channel <> 'in_app' "
     "              AND CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END "
     "                  <= clock_timestamp() "
-    "            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
-    "UPDATE reminder_deliveries d SET status = 'sending', attempts = d.attempts + 1, "
-    "       last_attempt_at = clock_timestamp(), "
-    "       lease_until = clock_timestamp() + $2 * interval '1 second' "
-    "  FROM c WHERE d.fire_id = c.fire_id AND d.channel = c.channel "
-    "RETURNING d.fire_id, d.channel, d.delivery_id, d.reminder_id, d.user_id, d.lease_until::text, "
-    "  d.attempts, d.event, "
-    "  EXISTS (SELECT 1 FROM reminders r WHERE r.fire_id = d.fire_id AND r.status = 'pending'), "
-    "  (SELECT (extract(epoch FROM r.remind_at) * 1000)::bigint FROM reminders r "
-    "    WHERE r.id = d.reminder_id), "
-    "  (SELECT s.webhook_url FROM notification_settings s WHERE s.user_id = d.user_id), "
-    "  (SELECT s.webhook_secret FROM notification_settings s WHERE s.user_id = d.user_id), "
-    "  (SELECT s.email FROM notification_settings s WHERE s.user_id = d.user_id)";
+    "            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED), "
+    "u AS (UPDATE reminder_deliveries d SET status = 'sending', attempts = d.attempts + 1, "
+    "             last_attempt_at = clock_timestamp(), "
+    "             lease_until = clock_timestamp() + $2 * interval '1 second' "
+    "        FROM c WHERE d.fire_id = c.fire_id AND d.channel = c.channel "
+    "      RETURNING d.fire_id, d.channel, d.delivery_id, d.reminder_id, d.user_id, "
+    "                d.lease_until, d.attempts, d.event) "
+    "SELECT u.fire_id, u.channel, u.delivery_id, u.reminder_id, u.user_id, u.lease_until::text, "
+    "       u.attempts, u.event, coalesce(r.fire_id = u.fire_id AND r.status = 'pending', false), "
+    "       (extract(epoch FROM r.remind_at) * 1000)::bigint, s.webhook_url, s.webhook_secret, s.email "
+    "  FROM u LEFT JOIN reminders r ON r.id = u.reminder_id "
+    "  LEFT JOIN notification_settings s ON s.user_id = u.user_id";
 
 /* outcome: ok, error, cancel (the firing is no longer current), lost (a
  * lease ran out after the last attempt: the attempt never reported). */

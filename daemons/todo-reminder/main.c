@@ -82,8 +82,8 @@ static int read_config(rem_config_t *c) {
     c->backoff_ms = td_env_long_named("TE_NOTIFY_BACKOFF_MS", 1000, 1, 3600000, &bad);
     c->lease_s = td_env_long_named("TE_NOTIFY_LEASE_S", 60, 5, 86400, &bad);
     c->webhook_timeout_ms = td_env_long_named("TE_WEBHOOK_TIMEOUT_MS", 10000, 100, 600000, &bad);
-    if (c->lease_s * 1000 <= c->webhook_timeout_ms) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_NOTIFY_LEASE_S must be longer than TE_WEBHOOK_TIMEOUT_MS");
+    if (c->lease_s * 1000 < c->webhook_timeout_ms + 5000) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_NOTIFY_LEASE_S must exceed TE_WEBHOOK_TIMEOUT_MS by 5 s at least");
         bad = 1;
     }
     c->allow_private = td_env_bool_checked("TE_WEBHOOK_ALLOW_PRIVATE", 0, &bad);
