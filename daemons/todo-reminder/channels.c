@@ -317,7 +317,9 @@ void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n) {
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
             if (x) finish(x, msg->easy_handle, msg->data.result);
         }
-        if (still > 0) curl_multi_poll(multi, NULL, 0, 1000, NULL);
+        /* short: a request queued for a connection (the per-host limit)
+         * is not always woken by the poll when one frees */
+        if (still > 0) curl_multi_poll(multi, NULL, 0, 20, NULL);
     }
     for (size_t i = 0; i < n; i++) {
         delivery_t *x = d[i];

@@ -25,9 +25,8 @@
  * reminder's current one, its time (lateness), the user's targets. */
 static const char CLAIM_SQL[] =
     "WITH c AS (SELECT fire_id, channel FROM reminder_deliveries "
-    "            WHERE status IN ('pending', 'sending') AND channel <> 'in_app' "
-    "              AND CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END "
-    "                  <= clock_timestamp() "
+    "            WHERE ((status = 'pending' AND next_attempt_at <= now()) "
+    "                   OR (status = 'sending' AND lease_until <= now())) AND channel <> 'in_app' "
     "            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED), "
     "u AS (UPDATE reminder_deliveries d SET status = 'sending', attempts = d.attempts + 1, "
     "             last_attempt_at = clock_timestamp(), "
@@ -221,9 +220,10 @@ static int record(rem_t *r, PGconn *c, delivery_t *d, int n, char *err, size_t e
  * new row also notifies). */
 static int next_wait_ms(PGconn *c) {
     PGresult *res = PQexec(c,
-        "SELECT extract(epoch FROM min(CASE WHEN status = 'pending' THEN next_attempt_at "
-        "                                   ELSE lease_until END) - clock_timestamp()) * 1000 "
-        "  FROM reminder_deliveries WHERE status IN ('pending', 'sending') AND channel <> 'in_app'");
+        "SELECT extract(epoch FROM least("
+        "  (SELECT min(next_attempt_at) FROM reminder_deliveries WHERE status = 'pending'), "
+        "  (SELECT min(lease_until) FROM reminder_deliveries WHERE status = 'sending')) "
+        "  - clock_timestamp()) * 1000");
     int wait = 5000;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && !PQgetisnull(res, 0, 0)) {
         double ms = strtod(PQgetvalue(res, 0, 0), NULL) + 1;

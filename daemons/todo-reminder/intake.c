@@ -25,10 +25,8 @@
  * completed or deleted since).  One row per item: fire_id, current,
  * deliveries created, in-app created. */
 static const char CREATE_SQL[] =
-    "WITH x AS (SELECT (e->>'fire_id')::uuid AS fire_id, (e->>'reminder_id')::uuid AS reminder_id, "
-    "                  e->>'user_id' AS user_id, e->'channels' AS channels, e->>'event' AS event, "
-    "                  (e->>'nid')::uuid AS nid, e->>'note' AS note "
-    "             FROM json_array_elements($1::json) e), "
+    "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(fire_id uuid, reminder_id uuid, "
+    "             user_id text, channels json, event text, nid uuid, note text)), "
     "cur AS (SELECT x.* FROM x JOIN reminders r "
     "          ON r.id = x.reminder_id AND r.fire_id = x.fire_id AND r.status = 'pending'), "
     "ins AS (INSERT INTO reminder_deliveries (fire_id, channel, reminder_id, user_id, delivery_id, "

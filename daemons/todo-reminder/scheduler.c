@@ -19,14 +19,16 @@
 #include "pg.h"
 #include "reminder.h"
 
-/* $1 batch, $2 late after (s), $3 grace (s). */
+/* $1 batch, $2 late after (s), $3 grace (s).  now(): the transaction
+ * began just before, and unlike clock_timestamp() it bounds the index scan
+ * (future reminders are not read). */
 static const char CLAIM_SQL[] =
     "WITH due AS (SELECT id FROM reminders "
-    "              WHERE status = 'pending' AND fire_id IS NULL AND remind_at <= clock_timestamp() "
+    "              WHERE status = 'pending' AND fire_id IS NULL AND remind_at <= now() "
     "              ORDER BY remind_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
     "UPDATE reminders r SET fire_id = gen_random_uuid(), fired_at = clock_timestamp(), "
-    "       late = clock_timestamp() - r.remind_at > $2 * interval '1 second', "
-    "       status = CASE WHEN clock_timestamp() - r.remind_at > $3 * interval '1 second' "
+    "       late = now() - r.remind_at > $2 * interval '1 second', "
+    "       status = CASE WHEN now() - r.remind_at > $3 * interval '1 second' "
     "                     THEN 'missed' ELSE r.status END "
     "  FROM due WHERE r.id = due.id "
     "RETURNING r.id, r.fire_id, r.task_id, r.user_id, te_ts(r.remind_at), r.late, r.status, "

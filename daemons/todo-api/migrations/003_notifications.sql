@@ -55,7 +55,9 @@ CREATE TABLE reminder_deliveries (
     PRIMARY KEY (fire_id, channel)
 );
 CREATE INDEX reminder_deliveries_due ON reminder_deliveries (next_attempt_at)
-    WHERE status IN ('pending', 'sending');
+    WHERE status = 'pending';
+CREATE INDEX reminder_deliveries_lease ON reminder_deliveries (lease_until)
+    WHERE status = 'sending';
 CREATE INDEX reminder_deliveries_reminder ON reminder_deliveries (reminder_id);
 
 CREATE FUNCTION te_notify_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
