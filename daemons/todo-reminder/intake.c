@@ -22,7 +22,8 @@
 
 /* $1: [{fire_id, reminder_id, user_id, channels, event, nid, note}].  The
  * firing must still be the reminder's current one (it may have been moved,
- * completed or deleted since).  One row per item: fire_id, current,
+ * completed or deleted since).  $2: also write each event to the outbox
+ * (the scheduler's own firings).  One row per item: fire_id, current,
  * deliveries created, in-app created. */
 static const char CREATE_SQL[] =
     "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(fire_id uuid, reminder_id uuid, "
@@ -41,9 +42,11 @@ static const char CREATE_SQL[] =
     "ob AS (INSERT INTO outbox (topic, key, payload) "
     "       SELECT 'notification.send', x.user_id, x.note FROM ins JOIN x USING (fire_id) "
     "        WHERE ins.channel = 'in_app' RETURNING 1), "
+    "pub AS (INSERT INTO outbox (topic, key, payload) "
+    "        SELECT 'reminder.due', x.user_id, x.event FROM x WHERE $2::boolean RETURNING 1), "
     "made AS (SELECT fire_id, count(*) AS n, bool_or(channel = 'in_app') AS in_app FROM ins GROUP BY fire_id) "
     "SELECT x.fire_id, cur.fire_id IS NOT NULL, coalesce(made.n, 0), coalesce(made.in_app, false), "
-    "       (SELECT count(*) FROM ob) "
+    "       (SELECT count(*) FROM ob), (SELECT count(*) FROM pub) "
     "  FROM x LEFT JOIN cur USING (fire_id) LEFT JOIN made USING (fire_id)";
 
 static const char SETTLE_SQL[] = "SELECT te_reminders_settle($1::uuid[])";
@@ -123,7 +126,7 @@ int intake_batch_add(intake_batch_t *b, const char *fire_id, json_object *data, 
 
 size_t intake_batch_count(const intake_batch_t *b) { return json_object_array_length(b->items); }
 
-size_t intake_batch_statements(intake_batch_t *b, td_pg_stmt_t st[2]) {
+size_t intake_batch_statements(intake_batch_t *b, int publish, td_pg_stmt_t st[2]) {
     size_t len = 3;
     for (size_t i = 0; i < intake_batch_count(b); i++) len += 38;
     free(b->fires);
@@ -141,8 +144,9 @@ size_t intake_batch_statements(intake_batch_t *b, td_pg_stmt_t st[2]) {
         snprintf(b->fires + off, len - off, "}");
     }
     b->p_items[0] = json_object_to_json_string_ext(b->items, JSON_C_TO_STRING_PLAIN);
+    b->p_items[1] = publish ? "true" : "false";
     b->p_fires[0] = b->fires ? b->fires : "{}";
-    st[0] = (td_pg_stmt_t){CREATE_SQL, 1, b->p_items, NULL};
+    st[0] = (td_pg_stmt_t){CREATE_SQL, 2, b->p_items, NULL};
     st[1] = (td_pg_stmt_t){SETTLE_SQL, 1, b->p_fires, NULL};
     return b->in_app ? 2 : 1;
 }
@@ -216,7 +220,7 @@ te_handler_result_t intake_handle(const te_event_t *ev, const te_record_t *rec, 
         return TE_HANDLER_FAIL; /* cannot happen for a valid event */
     }
     td_pg_stmt_t st[4] = {{"BEGIN", 0, NULL, NULL}};
-    size_t ns = 1 + intake_batch_statements(&b, st + 1);
+    size_t ns = 1 + intake_batch_statements(&b, 0, st + 1);
     st[ns++] = (td_pg_stmt_t){"COMMIT", 0, NULL, NULL};
     if (td_pg_pipeline(c, st, ns, errstr, errstr_size) != 0) {
         td_pg_exec(c, "ROLLBACK", NULL, 0);

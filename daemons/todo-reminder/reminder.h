@@ -50,7 +50,7 @@ typedef struct intake_batch_s {
     json_object *items;     /* what CREATE_SQL reads */
     json_object *remind_at; /* fire_id -> remind_at, for the lateness metric */
     char *fires;            /* the firing ids as a uuid[] literal */
-    const char *p_items[1], *p_fires[1];
+    const char *p_items[2], *p_fires[1];
     size_t in_app;          /* items with an in-app channel */
 } intake_batch_t;
 void intake_batch_init(intake_batch_t *b);
@@ -58,10 +58,10 @@ void intake_batch_init(intake_batch_t *b);
 int intake_batch_add(intake_batch_t *b, const char *fire_id, json_object *data, const char *event_json,
                      const char *traceparent, char *errstr, size_t errstr_size);
 size_t intake_batch_count(const intake_batch_t *b);
-/* st[0] creates the deliveries, st[1] (when the batch has in-app
- * deliveries) settles in-app-only firings; returns how many (1 or 2),
- * valid until intake_batch_free(). */
-size_t intake_batch_statements(intake_batch_t *b, td_pg_stmt_t st[2]);
+/* st[0] creates the deliveries (publish: and writes the events to the
+ * outbox), st[1] (when the batch has in-app deliveries) settles in-app-only
+ * firings; returns how many (1 or 2), valid until intake_batch_free(). */
+size_t intake_batch_statements(intake_batch_t *b, int publish, td_pg_stmt_t st[2]);
 /* After the commit: metrics; *current firings still current, *made
  * firings that got deliveries now. */
 void intake_batch_account(rem_t *r, intake_batch_t *b, const PGresult *created, int *current, int *made);

@@ -1,8 +1,9 @@
 /* The scheduler: fires due reminders on time, once (docs/reminder.md).
  *
  * One transaction per batch claims due reminders with FOR UPDATE SKIP
- * LOCKED, gives each a firing id (the reminder.due event id), writes the
- * events to the outbox and creates their deliveries (intake.c): a reminder
+ * LOCKED, gives each a firing id (the reminder.due event id), and in one
+ * more statement writes the events to the outbox and creates their
+ * deliveries (intake.c): a reminder
  * is fired exactly when its row says so, whatever happens to this process
  * or its replicas, and a burst of thousands is a handful of statements.
  * Times come from PostgreSQL's clock, which every replica shares. */
@@ -37,10 +38,6 @@ static const char CLAIM_SQL[] =
     "  coalesce((SELECT array_to_json(s.channels)::text FROM notification_settings s "
     "             WHERE s.user_id = r.user_id), '[\"in_app\"]')";
 
-static const char OUTBOX_SQL[] =
-    "INSERT INTO outbox (topic, key, payload) "
-    "SELECT 'reminder.due', e->>0, e->>1 FROM json_array_elements($1::json) e";
-
 /* The reminder.due data of claimed row i. */
 static json_object *due_data(const PGresult *res, int i) {
     json_object *d = json_object_new_object();
@@ -73,7 +70,6 @@ static int fire_batch(rem_t *r, PGconn *c, char *err, size_t n) {
         return -1;
     }
     int rows = PQntuples(res), due = 0, lates = 0, missed = 0, rc = rows;
-    json_object *events = json_object_new_array();
     intake_batch_t b;
     intake_batch_init(&b);
     for (int i = 0; i < rows && rc >= 0; i++) {
@@ -88,24 +84,14 @@ static int fire_batch(rem_t *r, PGconn *c, char *err, size_t n) {
                                  NULL, json_object_get(data), err, n);
         if (!ev || intake_batch_add(&b, PQgetvalue(res, i, 1), data, ev, NULL, err, n) != 0) rc = -1;
         json_object_put(data);
-        if (ev) {
-            json_object *pair = json_object_new_array();
-            json_object_array_add(pair, json_object_new_string(PQgetvalue(res, i, 3)));
-            json_object_array_add(pair, json_object_new_string(ev));
-            json_object_array_add(events, pair);
-            te_free(ev);
-        }
+        te_free(ev);
         if (PQgetvalue(res, i, 5)[0] == 't') lates++;
         else due++;
     }
     PQclear(res);
-    td_pg_stmt_t st[4];
+    td_pg_stmt_t st[3];
     size_t ns = 0;
-    const char *ov[1] = {json_object_to_json_string_ext(events, JSON_C_TO_STRING_PLAIN)};
-    if (rc >= 0 && intake_batch_count(&b) > 0) {
-        st[ns++] = (td_pg_stmt_t){OUTBOX_SQL, 1, ov, NULL};
-        ns += intake_batch_statements(&b, st + ns);
-    }
+    if (rc >= 0 && intake_batch_count(&b) > 0) ns += intake_batch_statements(&b, 1, st);
     if (rc >= 0) {
         st[ns++] = (td_pg_stmt_t){"COMMIT", 0, NULL, NULL};
         if (td_pg_pipeline(c, st, ns, err, n) != 0) rc = -1;
@@ -114,11 +100,10 @@ static int fire_batch(rem_t *r, PGconn *c, char *err, size_t n) {
         td_pg_exec(c, "ROLLBACK", NULL, 0);
     } else if (ns > 1) {
         int current = 0, made = 0;
-        intake_batch_account(r, &b, st[1].res, &current, &made);
+        intake_batch_account(r, &b, st[0].res, &current, &made);
     }
     if (rc >= 0)
         for (size_t i = 0; i < ns; i++) PQclear(st[i].res);
-    json_object_put(events);
     intake_batch_free(&b);
     if (rc < 0) return -1;
     static const char *const L_DUE[] = {"due"}, *const L_LATE[] = {"late"}, *const L_MISSED[] = {"missed"};
