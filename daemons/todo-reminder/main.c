@@ -77,6 +77,7 @@ static int read_config(rem_config_t *c) {
     c->batch = td_env_long_named("TE_REMINDER_BATCH", 1000, 1, 100000, &bad);
     c->max_sleep_ms = td_env_long_named("TE_REMINDER_MAX_SLEEP_MS", 60000, 10, 3600000, &bad);
     c->sched_threads = td_env_long_named("TE_REMINDER_SCHEDULER_THREADS", 2, 1, 16, &bad);
+    c->retention_days = td_env_long_named("TE_DELIVERY_RETENTION_DAYS", 30, 1, 3650, &bad);
     c->threads = td_env_long_named("TE_NOTIFY_THREADS", 4, 1, 256, &bad);
     c->max_attempts = td_env_long_named("TE_NOTIFY_MAX_ATTEMPTS", 3, 1, 100, &bad);
     c->backoff_ms = td_env_long_named("TE_NOTIFY_BACKOFF_MS", 1000, 1, 3600000, &bad);

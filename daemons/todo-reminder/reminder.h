@@ -15,7 +15,7 @@
 
 typedef struct rem_config_s {
     const char *pg_url;
-    long late_after_s, grace_s, batch, max_sleep_ms, sched_threads;
+    long late_after_s, grace_s, batch, max_sleep_ms, sched_threads, retention_days;
     long threads, max_attempts, backoff_ms, lease_s, webhook_timeout_ms;
     int allow_private;
     const char *smtp_url, *smtp_from, *smtp_user;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -136,7 +137,25 @@ typedef struct sched_thread_s {
     rem_t *r;
     pthread_t thread;
     int wake[2];
+    int first; /* the one that also prunes old delivery rows */
 } sched_thread_t;
+
+/* Delivery rows of finished firings older than the retention: hourly, in
+ * bounded batches (the reminders keep their status and sent_at). */
+static void prune_deliveries(rem_t *r, PGconn *c) {
+    char days[24];
+    snprintf(days, sizeof days, "%ld", r->cfg.retention_days);
+    const char *v[1] = {days};
+    PGresult *res = PQexecParams(
+        c,
+        "DELETE FROM reminder_deliveries WHERE ctid = ANY (ARRAY("
+        "  SELECT ctid FROM reminder_deliveries WHERE status IN ('sent', 'failed', 'cancelled') "
+        "     AND created_at < now() - make_interval(days => $1::int) LIMIT 10000))",
+        1, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        td_logf(TD_LOG_WARN, NULL, "pruning delivery rows: %s", PQresultErrorMessage(res));
+    PQclear(res);
+}
 
 struct scheduler_s {
     long n;
@@ -159,6 +178,7 @@ static void *scheduler_main(void *arg) {
     rem_t *r = t->r;
     PGconn *conn = NULL;
     int listening_pid = 0, down_logged = 0;
+    time_t next_prune = time(NULL) + 60;
     while (!atomic_load(&r->stopping)) {
         char err[512] = "";
         PGconn *c = rem_conn(r, &conn, err, sizeof err);
@@ -166,6 +186,10 @@ static void *scheduler_main(void *arg) {
             if (!down_logged++) td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
             td_pg_wait(NULL, t->wake[0], 1000);
             continue;
+        }
+        if (t->first && time(NULL) >= next_prune) {
+            next_prune = time(NULL) + 3600;
+            prune_deliveries(r, c);
         }
         if (down_logged) td_logf(TD_LOG_INFO, NULL, "scheduler: PostgreSQL is back");
         down_logged = 0;
@@ -204,6 +228,7 @@ scheduler_t *scheduler_start(rem_t *r, long threads, char *err, size_t n) {
     for (; s->n < threads; s->n++) {
         sched_thread_t *t = &s->t[s->n];
         t->r = r;
+        t->first = s->n == 0;
         if (pipe(t->wake) != 0) {
             t->wake[0] = t->wake[1] = -1;
             break;

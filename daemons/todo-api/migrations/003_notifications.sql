@@ -59,6 +59,7 @@ CREATE INDEX reminder_deliveries_due ON reminder_deliveries (next_attempt_at)
 CREATE INDEX reminder_deliveries_lease ON reminder_deliveries (lease_until)
     WHERE status = 'sending';
 CREATE INDEX reminder_deliveries_reminder ON reminder_deliveries (reminder_id);
+CREATE INDEX reminder_deliveries_created ON reminder_deliveries (created_at);
 
 CREATE FUNCTION te_notify_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('te_deliveries', ''); RETURN NULL; END $$;
