@@ -131,13 +131,16 @@ static long next_wait_ms(rem_t *r, PGconn *c) {
     return wait;
 }
 
-/* Several scheduler threads claim side by side (SKIP LOCKED splits a
- * burst between them); each has its own connection and wake-up pipe. */
+/* Several scheduler threads claim side by side in a burst (SKIP LOCKED
+ * splits it between them); each has its own connection and wake-up pipe.
+ * Between bursts only the first one watches the clock. */
 typedef struct sched_thread_s {
     rem_t *r;
+    struct scheduler_s *sched;
     pthread_t thread;
     int wake[2];
-    int first; /* the one that also prunes old delivery rows */
+    int first; /* waits for the next due time (LISTEN, timer), prunes; the
+                  others sleep until it finds a full batch (a burst) */
 } sched_thread_t;
 
 /* Delivery rows of finished firings older than the retention: hourly, in
@@ -158,7 +161,8 @@ static void prune_deliveries(rem_t *r, PGconn *c) {
 }
 
 struct scheduler_s {
-    long n;
+    long n;       /* threads (all wake-up pipes exist before any starts) */
+    long started; /* threads running */
     sched_thread_t *t;
 };
 
@@ -193,7 +197,7 @@ static void *scheduler_main(void *arg) {
         }
         if (down_logged) td_logf(TD_LOG_INFO, NULL, "scheduler: PostgreSQL is back");
         down_logged = 0;
-        if (PQbackendPID(c) != listening_pid) { /* a new connection */
+        if (t->first && PQbackendPID(c) != listening_pid) { /* a new connection */
             if (td_pg_exec(c, "LISTEN te_reminders", err, sizeof err) != 0) {
                 td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
                 td_pg_wait(NULL, t->wake[0], 1000);
@@ -207,7 +211,15 @@ static void *scheduler_main(void *arg) {
             td_pg_wait(NULL, t->wake[0], 1000);
             continue;
         }
-        if (fired >= r->cfg.batch) continue; /* more are due */
+        if (fired >= r->cfg.batch) { /* a burst: more are due, and the others help */
+            if (t->first)
+                for (long i = 1; i < t->sched->n; i++) wake_one(&t->sched->t[i]);
+            continue;
+        }
+        if (!t->first) { /* until the next burst */
+            td_pg_wait(NULL, t->wake[0], (int)r->cfg.max_sleep_ms);
+            continue;
+        }
         long wait = next_wait_ms(r, c);
         /* due but not claimed: another thread or replica holds them; look again soon */
         if (wait == 0 && fired == 0) wait = 20;
@@ -225,24 +237,24 @@ scheduler_t *scheduler_start(rem_t *r, long threads, char *err, size_t n) {
         snprintf(err, n, "scheduler: out of memory");
         return NULL;
     }
-    for (; s->n < threads; s->n++) {
+    int ok = 1;
+    for (; s->n < threads; s->n++) { /* every pipe first: the first thread wakes the others */
         sched_thread_t *t = &s->t[s->n];
         t->r = r;
+        t->sched = s;
         t->first = s->n == 0;
         if (pipe(t->wake) != 0) {
-            t->wake[0] = t->wake[1] = -1;
+            ok = 0;
             break;
         }
         fcntl(t->wake[0], F_SETFL, O_NONBLOCK);
         fcntl(t->wake[1], F_SETFL, O_NONBLOCK);
-        if (pthread_create(&t->thread, NULL, scheduler_main, t) != 0) {
-            close(t->wake[0]);
-            close(t->wake[1]);
-            break;
-        }
     }
-    if (s->n < threads) {
+    for (; ok && s->started < s->n; s->started++)
+        if (pthread_create(&s->t[s->started].thread, NULL, scheduler_main, &s->t[s->started]) != 0) ok = 0;
+    if (!ok) {
         snprintf(err, n, "scheduler: cannot start its threads");
+        atomic_store(&r->stopping, 1); /* the daemon does not start */
         scheduler_stop(s);
         return NULL;
     }
@@ -252,8 +264,8 @@ scheduler_t *scheduler_start(rem_t *r, long threads, char *err, size_t n) {
 void scheduler_stop(scheduler_t *s) {
     if (!s) return;
     scheduler_wake(s); /* r->stopping is set */
+    for (long i = 0; i < s->started; i++) pthread_join(s->t[i].thread, NULL);
     for (long i = 0; i < s->n; i++) {
-        pthread_join(s->t[i].thread, NULL);
         close(s->t[i].wake[0]);
         close(s->t[i].wake[1]);
     }
