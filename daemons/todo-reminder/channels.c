@@ -261,53 +261,66 @@ void channels_thread_done(void) {
     thread_multi = NULL;
 }
 
-void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n) {
+/* Requests in flight per sender.  A request's timeout runs from when it is
+ * added, so the others of a batch wait here, not in libcurl's queue. */
+#define MAX_ACTIVE 16
+
+static long elapsed_ms(const struct timespec *t0) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Starts delivery x on multi: 1 started, 0 finished at once (its error set). */
+static int start(const rem_config_t *cfg, CURLM *multi, delivery_t *x) {
+    CURL *h = multi ? curl_easy_init() : NULL;
+    if (!h) {
+        snprintf(x->error, sizeof x->error, "out of memory");
+        return 0;
+    }
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->error);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cfg->webhook_timeout_ms < 5000 ? cfg->webhook_timeout_ms : 5000L);
+    int prep = strcmp(x->channel, "webhook") == 0 ? webhook_prepare(cfg, x, h)
+               : strcmp(x->channel, "email") == 0   ? email_prepare(cfg, x, h)
+                                                    : (snprintf(x->error, sizeof x->error, "unknown channel %s",
+                                                                x->channel),
+                                                       -1);
+    if (prep != 0 || curl_multi_add_handle(multi, h) != CURLM_OK) {
+        if (prep == 0) snprintf(x->error, sizeof x->error, "cannot start the transfer");
+        curl_easy_cleanup(h);
+        return 0;
+    }
+    x->easy = h;
+    return 1;
+}
+
+void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n, const atomic_int *stopping) {
     if (!thread_multi && (thread_multi = curl_multi_init()) != NULL) {
-        /* a receiver gets at most this many connections from one sender;
-         * the other requests wait for one of them (kept alive) */
-        curl_multi_setopt(thread_multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16L);
+        /* kept-alive connections per receiving host, at most */
+        curl_multi_setopt(thread_multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)MAX_ACTIVE);
     }
     CURLM *multi = thread_multi;
-    size_t running_handles = 0;
     for (size_t i = 0; i < n; i++) {
-        delivery_t *x = d[i];
-        x->ok = 0;
-        x->error[0] = '\0';
-        CURL *h = curl_easy_init();
-        if (!multi || !h) {
-            snprintf(x->error, sizeof x->error, "out of memory");
-            if (h) curl_easy_cleanup(h);
-            continue;
-        }
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_PRIVATE, x);
-        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->error);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                         cfg->webhook_timeout_ms < 5000 ? cfg->webhook_timeout_ms : 5000L);
-        int prep = strcmp(x->channel, "webhook") == 0 ? webhook_prepare(cfg, x, h)
-                   : strcmp(x->channel, "email") == 0   ? email_prepare(cfg, x, h)
-                                                        : (snprintf(x->error, sizeof x->error,
-                                                                    "unknown channel %s", x->channel),
-                                                           -1);
-        if (prep != 0) {
-            curl_easy_cleanup(h);
-            continue;
-        }
-        x->easy = h;
-        curl_multi_add_handle(multi, h);
-        running_handles++;
+        d[i]->ok = d[i]->skipped = 0;
+        d[i]->error[0] = '\0';
     }
-    for (size_t i = 0; i < n; i++)
-        if (d[i]->easy) snprintf(d[i]->error, sizeof d[i]->error, "the transfer did not complete");
-    /* the outcomes must be recorded while the lease is ours: what has not
-     * finished by then is a failed attempt */
-    struct timespec t0, now;
+    /* the outcomes must be recorded while the lease is ours: nothing starts
+     * after start_limit, and what still runs at the limit is a failed
+     * attempt; at shutdown nothing new starts either */
+    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    long limit_ms = cfg->lease_s * 1000 - 5000;
-    int still = (int)running_handles;
-    while (still > 0) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > limit_ms) break;
+    long limit_ms = cfg->lease_s * 1000 - 5000, start_limit = limit_ms - cfg->webhook_timeout_ms;
+    size_t next = 0;
+    int active = 0;
+    for (;;) {
+        while (next < n && active < MAX_ACTIVE && !atomic_load(stopping) && elapsed_ms(&t0) < start_limit) {
+            if (start(cfg, multi, d[next])) active++;
+            next++;
+        }
+        if (active == 0 || elapsed_ms(&t0) > limit_ms) break;
+        int still = 0;
         if (curl_multi_perform(multi, &still) != CURLM_OK) break;
         CURLMsg *msg;
         int left;
@@ -315,17 +328,23 @@ void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n) {
             if (msg->msg != CURLMSG_DONE) continue;
             delivery_t *x = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            if (x) finish(x, msg->easy_handle, msg->data.result);
+            if (!x) continue;
+            finish(x, msg->easy_handle, msg->data.result);
+            curl_multi_remove_handle(multi, x->easy);
+            curl_easy_cleanup(x->easy);
+            x->easy = NULL;
+            active--;
         }
-        /* short: a request queued for a connection (the per-host limit)
-         * is not always woken by the poll when one frees */
-        if (still > 0) curl_multi_poll(multi, NULL, 0, 20, NULL);
+        if (active > 0 && still > 0) curl_multi_poll(multi, NULL, 0, 20, NULL);
     }
     for (size_t i = 0; i < n; i++) {
         delivery_t *x = d[i];
-        if (x->easy) {
+        if (i >= next) x->skipped = 1; /* never started: not an attempt */
+        if (x->easy) {               /* still running at the limit */
             curl_multi_remove_handle(multi, x->easy);
             curl_easy_cleanup(x->easy);
+            snprintf(x->error, sizeof x->error, "the transfer did not complete in time");
+            x->ok = 0;
         }
         curl_slist_free_all(x->headers);
         curl_slist_free_all(x->rcpt);

@@ -24,39 +24,44 @@
 /* The rows, with what sending needs: whether the firing is still the
  * reminder's current one, its time (lateness), the user's targets. */
 static const char CLAIM_SQL[] =
-    "WITH c AS (SELECT fire_id, channel FROM reminder_deliveries "
-    "            WHERE ((status = 'pending' AND next_attempt_at <= now()) "
-    "                   OR (status = 'sending' AND lease_until <= now())) AND channel <> 'in_app' "
-    "            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED), "
+    "WITH due AS (SELECT fire_id, channel FROM reminder_deliveries "
+    "              WHERE status = 'pending' AND next_attempt_at <= now() "
+    "              ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED), "
+    "expired AS (SELECT fire_id, channel FROM reminder_deliveries "
+    "             WHERE status = 'sending' AND lease_until <= now() "
+    "             ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED), "
+    "c AS (SELECT * FROM expired UNION ALL SELECT * FROM due LIMIT $1), "
     "u AS (UPDATE reminder_deliveries d SET status = 'sending', attempts = d.attempts + 1, "
-    "             last_attempt_at = clock_timestamp(), "
+    "             last_attempt_at = clock_timestamp(), lease_token = gen_random_uuid(), "
     "             lease_until = clock_timestamp() + $2 * interval '1 second' "
     "        FROM c WHERE d.fire_id = c.fire_id AND d.channel = c.channel "
     "      RETURNING d.fire_id, d.channel, d.delivery_id, d.reminder_id, d.user_id, "
-    "                d.lease_until, d.attempts, d.event) "
-    "SELECT u.fire_id, u.channel, u.delivery_id, u.reminder_id, u.user_id, u.lease_until::text, "
+    "                d.lease_token, d.attempts, d.event) "
+    "SELECT u.fire_id, u.channel, u.delivery_id, u.reminder_id, u.user_id, u.lease_token, "
     "       u.attempts, u.event, coalesce(r.fire_id = u.fire_id AND r.status = 'pending', false), "
     "       (extract(epoch FROM r.remind_at) * 1000)::bigint, s.webhook_url, s.webhook_secret, s.email "
     "  FROM u LEFT JOIN reminders r ON r.id = u.reminder_id "
     "  LEFT JOIN notification_settings s ON s.user_id = u.user_id";
 
 /* outcome: ok, error, cancel (the firing is no longer current), lost (a
- * lease ran out after the last attempt: the attempt never reported). */
+ * lease ran out after the last attempt: the attempt never reported), skip
+ * (not started: shutdown, or no time left in the lease; no attempt). */
 static const char RESULT_SQL[] =
     "WITH x AS (SELECT * FROM json_to_recordset($1::json) "
-    "             AS x(fire_id uuid, channel text, lease timestamptz, outcome text, error text)) "
+    "             AS x(fire_id uuid, channel text, lease uuid, outcome text, error text)) "
     "UPDATE reminder_deliveries d SET "
     "  status = CASE WHEN x.outcome = 'ok' THEN 'sent' WHEN x.outcome = 'cancel' THEN 'cancelled' "
+    "                WHEN x.outcome = 'skip' THEN 'pending' "
     "                WHEN x.outcome = 'lost' OR d.attempts >= $2 THEN 'failed' ELSE 'pending' END, "
-    "  attempts = d.attempts - (x.outcome IN ('cancel', 'lost'))::int, "
+    "  attempts = d.attempts - (x.outcome IN ('cancel', 'lost', 'skip'))::int, "
     "  delivered_at = CASE WHEN x.outcome = 'ok' THEN clock_timestamp() END, "
-    "  error = CASE WHEN x.outcome = 'ok' THEN NULL ELSE x.error END, "
+    "  error = CASE WHEN x.outcome = 'ok' THEN NULL WHEN x.outcome = 'skip' THEN d.error ELSE x.error END, "
     "  next_attempt_at = CASE WHEN x.outcome = 'error' AND d.attempts < $2 "
     "      THEN clock_timestamp() + $3 * power(2, least(d.attempts - 1, 20)) * interval '1 millisecond' "
     "      ELSE d.next_attempt_at END, "
-    "  lease_until = NULL "
+    "  lease_until = NULL, lease_token = NULL "
     "  FROM x WHERE d.fire_id = x.fire_id AND d.channel = x.channel AND d.status = 'sending' "
-    "   AND d.lease_until = x.lease "
+    "   AND d.lease_token = x.lease "
     "RETURNING d.fire_id, d.channel, d.status, d.attempts, te_ts(d.last_attempt_at), d.delivery_id, "
     "  d.reminder_id, d.user_id, d.error, d.event, "
     "  (extract(epoch FROM clock_timestamp()) * 1000)::bigint";
@@ -138,6 +143,7 @@ static int record(rem_t *r, PGconn *c, delivery_t *d, int n, char *err, size_t e
         json_object *o = json_object_new_object();
         const char *outcome = !d[i].current ? "cancel"
                               : d[i].attempts > r->cfg.max_attempts ? "lost"
+                              : d[i].skipped ? "skip"
                               : d[i].ok ? "ok" : "error";
         json_object_object_add(o, "fire_id", json_object_new_string(d[i].fire_id));
         json_object_object_add(o, "channel", json_object_new_string(d[i].channel));
@@ -248,7 +254,8 @@ typedef struct sender_s {
 struct delivery_pool_s {
     rem_t *r;
     pthread_mutex_t mu;
-    pthread_cond_t cv;  /* a sender got a batch, or stop */
+    pthread_cond_t cv;  /* a sender got a batch, or closing */
+    int closing;        /* under mu: the dispatcher has stopped; senders leave when idle */
     int wake[2];        /* senders -> dispatcher: one became idle */
     pthread_t dispatcher;
     int dispatcher_started;
@@ -269,16 +276,18 @@ static void *sender_main(void *arg) {
     rem_t *r = p->r;
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        while (s->n == 0 && !atomic_load(&r->stopping)) pthread_cond_wait(&p->cv, &p->mu);
+        /* not r->stopping: a batch the dispatcher hands over while the
+         * daemon stops is still sent (or skipped) and recorded */
+        while (s->n == 0 && !p->closing) pthread_cond_wait(&p->cv, &p->mu);
         int n = s->n;
         pthread_mutex_unlock(&p->mu);
-        if (n == 0) break; /* stopping, nothing claimed */
+        if (n == 0) break; /* closing, nothing claimed */
         /* send the current ones (the rest are recorded as cancelled / lost) */
         delivery_t *send[BATCH];
         size_t ns = 0;
         for (int i = 0; i < n; i++)
             if (s->d[i].current && s->d[i].attempts <= r->cfg.max_attempts) send[ns++] = &s->d[i];
-        channels_send(&r->cfg, send, ns);
+        channels_send(&r->cfg, send, ns, &r->stopping);
         /* record; while PostgreSQL is down keep trying (the lease keeps the
          * rows ours for TE_NOTIFY_LEASE_S) */
         char err[512] = "";
@@ -393,11 +402,14 @@ delivery_pool_t *delivery_start(rem_t *r, char *err, size_t n) {
 
 void delivery_stop(delivery_pool_t *p) {
     if (!p) return;
-    /* r->stopping is set: the dispatcher claims no more; each sender
-     * finishes and records the batch it has, then leaves */
+    /* the dispatcher claims no more once r->stopping is set (a start that
+     * failed half-way stops it too); each sender then records the batch
+     * it has (requests not started are skipped, not attempts) and leaves */
+    atomic_store(&p->r->stopping, 1);
     if (p->wake[1] >= 0) pool_wake(p);
     if (p->dispatcher_started) pthread_join(p->dispatcher, NULL);
     pthread_mutex_lock(&p->mu);
+    p->closing = 1;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (long i = 0; i < p->nsenders; i++) pthread_join(p->senders[i].thread, NULL);

@@ -29,7 +29,8 @@ static const char CREATE_SQL[] =
     "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(fire_id uuid, reminder_id uuid, "
     "             user_id text, channels json, event text, nid uuid, note text)), "
     "cur AS (SELECT x.* FROM x JOIN reminders r "
-    "          ON r.id = x.reminder_id AND r.fire_id = x.fire_id AND r.status = 'pending'), "
+    "          ON r.id = x.reminder_id AND r.fire_id = x.fire_id AND r.status = 'pending' "
+    "        FOR UPDATE OF r), "
     "ins AS (INSERT INTO reminder_deliveries (fire_id, channel, reminder_id, user_id, delivery_id, "
     "            status, attempts, next_attempt_at, last_attempt_at, delivered_at, event) "
     "        SELECT cur.fire_id, ch, cur.reminder_id, cur.user_id, "
@@ -43,13 +44,17 @@ static const char CREATE_SQL[] =
     "       SELECT 'notification.send', x.user_id, x.note FROM ins JOIN x USING (fire_id) "
     "        WHERE ins.channel = 'in_app' RETURNING 1), "
     "pub AS (INSERT INTO outbox (topic, key, payload) "
-    "        SELECT 'reminder.due', x.user_id, x.event FROM x WHERE $2::boolean RETURNING 1), "
+    "        SELECT 'reminder.due', cur.user_id, cur.event FROM cur WHERE $2::boolean RETURNING 1), "
     "made AS (SELECT fire_id, count(*) AS n, bool_or(channel = 'in_app') AS in_app FROM ins GROUP BY fire_id) "
     "SELECT x.fire_id, cur.fire_id IS NOT NULL, coalesce(made.n, 0), coalesce(made.in_app, false), "
     "       (SELECT count(*) FROM ob), (SELECT count(*) FROM pub) "
     "  FROM x LEFT JOIN cur USING (fire_id) LEFT JOIN made USING (fire_id)";
 
-static const char SETTLE_SQL[] = "SELECT te_reminders_settle($1::uuid[])";
+/* $1: the items; the firings with an in-app delivery (a note) can be
+ * finished by it. */
+static const char SETTLE_SQL[] =
+    "SELECT te_reminders_settle(ARRAY(SELECT (e->>'fire_id')::uuid FROM json_array_elements($1::json) e "
+    "                                  WHERE e->>'note' IS NOT NULL))";
 
 static const char *str_member(const json_object *o, const char *key) {
     json_object *v = NULL;
@@ -127,27 +132,10 @@ int intake_batch_add(intake_batch_t *b, const char *fire_id, json_object *data, 
 size_t intake_batch_count(const intake_batch_t *b) { return json_object_array_length(b->items); }
 
 size_t intake_batch_statements(intake_batch_t *b, int publish, td_pg_stmt_t st[2]) {
-    size_t len = 3;
-    for (size_t i = 0; i < intake_batch_count(b); i++) len += 38;
-    free(b->fires);
-    b->fires = malloc(len);
-    size_t off = 0;
-    /* only firings with an in-app delivery can be finished here */
-    if (b->fires) {
-        b->fires[off++] = '{';
-        for (size_t i = 0; i < intake_batch_count(b); i++) {
-            json_object *it = json_object_array_get_idx(b->items, i);
-            if (!str_member(it, "note")) continue;
-            off += (size_t)snprintf(b->fires + off, len - off, "%s%s", off > 1 ? "," : "",
-                                    str_member(it, "fire_id"));
-        }
-        snprintf(b->fires + off, len - off, "}");
-    }
     b->p_items[0] = json_object_to_json_string_ext(b->items, JSON_C_TO_STRING_PLAIN);
     b->p_items[1] = publish ? "true" : "false";
-    b->p_fires[0] = b->fires ? b->fires : "{}";
     st[0] = (td_pg_stmt_t){CREATE_SQL, 2, b->p_items, NULL};
-    st[1] = (td_pg_stmt_t){SETTLE_SQL, 1, b->p_fires, NULL};
+    st[1] = (td_pg_stmt_t){SETTLE_SQL, 1, b->p_items, NULL};
     return b->in_app ? 2 : 1;
 }
 
@@ -171,7 +159,6 @@ void intake_batch_account(rem_t *r, intake_batch_t *b, const PGresult *created, 
 void intake_batch_free(intake_batch_t *b) {
     json_object_put(b->items);
     json_object_put(b->remind_at);
-    free(b->fires);
     memset(b, 0, sizeof *b);
 }
 

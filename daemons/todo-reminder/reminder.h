@@ -49,8 +49,7 @@ void scheduler_stop(scheduler_t *s);
 typedef struct intake_batch_s {
     json_object *items;     /* what CREATE_SQL reads */
     json_object *remind_at; /* fire_id -> remind_at, for the lateness metric */
-    char *fires;            /* the firing ids as a uuid[] literal */
-    const char *p_items[2], *p_fires[1];
+    const char *p_items[2];
     size_t in_app;          /* items with an in-app channel */
 } intake_batch_t;
 void intake_batch_init(intake_batch_t *b);
@@ -81,7 +80,7 @@ void delivery_stop(delivery_pool_t *p);
 typedef struct delivery_s {
     char fire_id[37], delivery_id[37], reminder_id[37], user_id[129];
     char channel[8];
-    char lease[40];           /* lease_until as claimed (the result must match) */
+    char lease[37];           /* the claim's lease token (the result must match) */
     int attempts;             /* including this one */
     int current;              /* the reminder is still pending with this firing */
     long long remind_at_ms;
@@ -89,6 +88,7 @@ typedef struct delivery_s {
     char *webhook_url, *webhook_secret, *email;
     /* result */
     int ok;
+    int skipped;              /* not started (shutdown, or no time left): no attempt */
     char error[512];
     /* transport state (channels.c) */
     void *easy;
@@ -98,9 +98,11 @@ typedef struct delivery_s {
     int refused;              /* the webhook address was not allowed */
 } delivery_t;
 
-/* Sends every delivery in d[0..n) at once (webhooks and emails in
- * parallel) and sets each one's ok / error.  Returns when all are done. */
-void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n);
+/* Sends the deliveries d[0..n), up to 16 at a time (webhooks and emails
+ * in parallel), and sets each one's ok / error, or skipped for one not
+ * started (*stopping set, or too little of the lease left).  Returns when
+ * every started one has finished or the lease is nearly over. */
+void channels_send(const rem_config_t *cfg, delivery_t *const *d, size_t n, const atomic_int *stopping);
 void channels_global_init(void);
 
 /* Exposed for the unit tests (tests/unit/test_td_reminder.c). */

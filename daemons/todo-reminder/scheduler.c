@@ -143,21 +143,36 @@ typedef struct sched_thread_s {
                   others sleep until it finds a full batch (a burst) */
 } sched_thread_t;
 
-/* Delivery rows of finished firings older than the retention: hourly, in
- * bounded batches (the reminders keep their status and sent_at). */
+/* Delivery rows of finished firings older than the retention, hourly, in
+ * batches of 10 000 until none is left (the reminders keep their status and
+ * sent_at; a firing still in progress keeps its rows, whose primary key
+ * makes a redelivered event a no-op). */
 static void prune_deliveries(rem_t *r, PGconn *c) {
     char days[24];
     snprintf(days, sizeof days, "%ld", r->cfg.retention_days);
     const char *v[1] = {days};
-    PGresult *res = PQexecParams(
-        c,
-        "DELETE FROM reminder_deliveries WHERE ctid = ANY (ARRAY("
-        "  SELECT ctid FROM reminder_deliveries WHERE status IN ('sent', 'failed', 'cancelled') "
-        "     AND created_at < now() - make_interval(days => $1::int) LIMIT 10000))",
-        1, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        td_logf(TD_LOG_WARN, NULL, "pruning delivery rows: %s", PQresultErrorMessage(res));
-    PQclear(res);
+    long total = 0;
+    for (int more = 1; more && !atomic_load(&r->stopping);) {
+        PGresult *res = PQexecParams(
+            c,
+            "DELETE FROM reminder_deliveries WHERE ctid = ANY (ARRAY("
+            "  SELECT d.ctid FROM reminder_deliveries d "
+            "   WHERE d.created_at < now() - make_interval(days => $1::int) "
+            "     AND d.status IN ('sent', 'failed', 'cancelled') "
+            "     AND NOT EXISTS (SELECT 1 FROM reminders r WHERE r.fire_id = d.fire_id "
+            "                     AND r.status = 'pending') LIMIT 10000))",
+            1, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            td_logf(TD_LOG_WARN, NULL, "pruning delivery rows: %s", PQresultErrorMessage(res));
+            more = 0;
+        } else {
+            long n = strtol(PQcmdTuples(res), NULL, 10);
+            total += n;
+            more = n == 10000;
+        }
+        PQclear(res);
+    }
+    if (total) td_logf(TD_LOG_INFO, NULL, "pruned %ld delivery rows older than %ld days", total, r->cfg.retention_days);
 }
 
 struct scheduler_s {

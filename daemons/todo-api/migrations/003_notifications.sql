@@ -47,6 +47,7 @@ CREATE TABLE reminder_deliveries (
     attempts        integer NOT NULL DEFAULT 0,
     next_attempt_at timestamptz NOT NULL,
     lease_until     timestamptz,
+    lease_token     uuid,           -- the claim's: a result is recorded only while it is the row's
     last_attempt_at timestamptz,
     delivered_at    timestamptz,
     error           text,
