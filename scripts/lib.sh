@@ -16,7 +16,7 @@ TE_PACKAGES=(
   check valgrind
   libmicrohttpd-dev libpq-dev libhiredis-dev libcurl4-openssl-dev  # daemons
   python3 openssl  # API tests (Python standard library; RS256/ES256 tokens signed with the openssl CLI)
-  python3-aiosmtpd  # the local SMTP server of the reminder tests
+  python3-aiosmtpd python3-websockets  # the reminder tests' SMTP server; the sync tests' WebSocket clients
 )
 
 # Installs whatever of TE_PACKAGES is missing (apt-get; root or sudo).

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -165,3 +166,49 @@ int td_consumer_ops(td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool
     return 1;
 }
 
+
+te_jwt_verifier_t *td_jwt_from_env(void) {
+    te_jwt_verifier_t *v = NULL;
+    char err[TE_ERRSTR_SIZE];
+    int ferr = 0, configured = 0;
+    if (te_jwt_verifier_new(&v) != TE_OK) return NULL;
+    char *secret = td_env_secret("TE_JWT_SECRET", &ferr);
+    if (ferr) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_JWT_SECRET_FILE cannot be read");
+        goto fail;
+    }
+    if (secret) {
+        te_err_t e = te_jwt_verifier_set_secret(v, secret, strlen(secret));
+        free(secret);
+        if (e != TE_OK) {
+            td_logf(TD_LOG_ERROR, NULL, "TE_JWT_SECRET: %s (at least %d bytes)", te_err2str(e),
+                    TE_JWT_HS256_MIN_SECRET);
+            goto fail;
+        }
+        configured = 1;
+    }
+    const char *pk = td_env_str("TE_JWT_PUBLIC_KEY_FILE", NULL);
+    if (pk) {
+        FILE *f = fopen(pk, "r");
+        char pem[16384];
+        size_t n = f ? fread(pem, 1, sizeof pem - 1, f) : 0;
+        if (f) fclose(f);
+        if (!n || te_jwt_verifier_set_public_key_pem(v, pem, n, err, sizeof err) != TE_OK) {
+            td_logf(TD_LOG_ERROR, NULL, "TE_JWT_PUBLIC_KEY_FILE %s: %s", pk, n ? err : "cannot be read");
+            goto fail;
+        }
+        configured = 1;
+    }
+    if (!configured) {
+        td_logf(TD_LOG_ERROR, NULL, "set TE_JWT_SECRET (or TE_JWT_SECRET_FILE) or TE_JWT_PUBLIC_KEY_FILE");
+        goto fail;
+    }
+    if (td_env_str("TE_JWT_ISSUER", NULL)) te_jwt_verifier_set_issuer(v, td_env_str("TE_JWT_ISSUER", NULL));
+    if (td_env_str("TE_JWT_AUDIENCE", NULL))
+        te_jwt_verifier_set_audience(v, td_env_str("TE_JWT_AUDIENCE", NULL));
+    te_jwt_verifier_set_leeway(v, (int)td_env_long_named("TE_JWT_LEEWAY", 30, 0, 3600, NULL));
+    return v;
+fail:
+    te_jwt_verifier_destroy(v);
+    return NULL;
+}

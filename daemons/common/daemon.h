@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 #include <signal.h>
+#include <todoevents/jwt.h>
 #include <todoevents/kafka.h>
 
 #include "http.h"
@@ -34,6 +35,12 @@ void td_block_signals(sigset_t *sigs);
  * NULL with errstr on failure. */
 char *td_event_json(const char *type, const char *source, const char *id, const char *partitionkey,
                     const char *traceparent, json_object *data, char *errstr, size_t errstr_size);
+
+/* The JWT verifier every user-facing daemon uses: TE_JWT_SECRET[_FILE]
+ * (HS256) and/or TE_JWT_PUBLIC_KEY_FILE (RS256/ES256), TE_JWT_ISSUER,
+ * TE_JWT_AUDIENCE, TE_JWT_LEEWAY (30 s).  NULL (logged) on a bad or
+ * missing setting. */
+te_jwt_verifier_t *td_jwt_from_env(void);
 
 /* The operations routes of a daemon built around a consumer: /healthz,
  * /readyz (PostgreSQL answers, partitions assigned), /metrics (with the

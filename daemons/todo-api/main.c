@@ -13,47 +13,6 @@
 #include "log.h"
 #include "task_store.h"
 
-static int configure_jwt(api_t *api) {
-    char err[TE_ERRSTR_SIZE];
-    int ferr = 0, configured = 0;
-    if (te_jwt_verifier_new(&api->jwt) != TE_OK) return -1;
-    char *secret = td_env_secret("TE_JWT_SECRET", &ferr);
-    if (ferr) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_JWT_SECRET_FILE cannot be read");
-        return -1;
-    }
-    if (secret) {
-        te_err_t e = te_jwt_verifier_set_secret(api->jwt, secret, strlen(secret));
-        free(secret);
-        if (e != TE_OK) {
-            td_logf(TD_LOG_ERROR, NULL, "TE_JWT_SECRET: %s (at least %d bytes)", te_err2str(e),
-                    TE_JWT_HS256_MIN_SECRET);
-            return -1;
-        }
-        configured = 1;
-    }
-    const char *pk = td_env_str("TE_JWT_PUBLIC_KEY_FILE", NULL);
-    if (pk) {
-        FILE *f = fopen(pk, "r");
-        char pem[16384];
-        size_t n = f ? fread(pem, 1, sizeof pem - 1, f) : 0;
-        if (f) fclose(f);
-        if (!n || te_jwt_verifier_set_public_key_pem(api->jwt, pem, n, err, sizeof err) != TE_OK) {
-            td_logf(TD_LOG_ERROR, NULL, "TE_JWT_PUBLIC_KEY_FILE %s: %s", pk, n ? err : "cannot be read");
-            return -1;
-        }
-        configured = 1;
-    }
-    if (!configured) {
-        td_logf(TD_LOG_ERROR, NULL, "set TE_JWT_SECRET (or TE_JWT_SECRET_FILE) or TE_JWT_PUBLIC_KEY_FILE");
-        return -1;
-    }
-    if (td_env_str("TE_JWT_ISSUER", NULL)) te_jwt_verifier_set_issuer(api->jwt, td_env_str("TE_JWT_ISSUER", NULL));
-    if (td_env_str("TE_JWT_AUDIENCE", NULL))
-        te_jwt_verifier_set_audience(api->jwt, td_env_str("TE_JWT_AUDIENCE", NULL));
-    te_jwt_verifier_set_leeway(api->jwt, (int)td_env_long_named("TE_JWT_LEEWAY", 30, 0, 3600, NULL));
-    return 0;
-}
 
 
 
@@ -101,7 +60,7 @@ int main(int argc, char **argv) {
     int retention = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
     const char *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
     if (!brokers) td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_BROKERS is required");
-    if (bad || !brokers || configure_jwt(&api) != 0) goto out;
+    if (bad || !brokers || !(api.jwt = td_jwt_from_env())) goto out;
     if (!(api.kafka_conf = td_kafka_conf(brokers, "todo-api"))) goto out;
     if (td_env_bool("TE_MIGRATE", 1) && td_migrate(pg_url) != 0) goto out;
 
