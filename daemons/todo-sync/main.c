@@ -1,0 +1,151 @@
+/* todo-sync: every change and in-app notification to all of a user's
+ * WebSocket sessions (docs/sync.md).  Configuration from the environment;
+ * SIGTERM closes every session (1001) and exits 0. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "daemon.h"
+#include "env.h"
+#include "log.h"
+#include "sync.h"
+
+typedef struct run_s {
+    sync_t *s;
+    const char *listen;
+    long ping_s, pong_s;
+    int rc;
+} run_t;
+
+static void *consumer_main(void *arg) {
+    char err[TE_ERRSTR_SIZE];
+    if (te_consumer_run(arg, err, sizeof err) != TE_OK) {
+        td_logf(TD_LOG_ERROR, NULL, "consumer stopped: %s", err);
+        kill(getpid(), SIGTERM);
+    }
+    return NULL;
+}
+
+static void *server_main(void *arg) {
+    run_t *r = arg;
+    r->rc = server_run(r->s, r->listen, r->ping_s, r->pong_s);
+    if (r->rc != 0) kill(getpid(), SIGTERM);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("todo-sync %s\n", te_version_str());
+        return 0;
+    }
+    if (argc > 2 || strcmp(cmd, "serve") != 0) {
+        fprintf(stderr, "usage: todo-sync [serve|version]\n  configuration: environment variables, see docs/sync.md\n");
+        return 2;
+    }
+    td_log_init("todo-sync");
+    const char *pg_url = td_env_str("TE_PG_URL", NULL), *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
+    if (!pg_url || !brokers) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_PG_URL and TE_KAFKA_BROKERS are required");
+        return 2;
+    }
+    sigset_t sigs;
+    td_block_signals(&sigs);
+    int status = 1, bad = 0;
+    static sync_t s;
+    s.pg_url = pg_url;
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cu_cv, NULL);
+    run_t run = {.s = &s, .listen = td_env_str("TE_SYNC_LISTEN", "127.0.0.1:8083")};
+    s.max_queue = td_env_long_named("TE_SYNC_MAX_QUEUE", 1000, 1, 1000000, &bad);
+    s.max_queue_bytes = td_env_long_named("TE_SYNC_MAX_QUEUE_BYTES", 4L << 20, 1024, 1L << 30, &bad);
+    s.max_sessions = td_env_long_named("TE_SYNC_MAX_SESSIONS", 20000, 1, 1000000, &bad);
+    s.max_catchup = td_env_long_named("TE_SYNC_MAX_CATCHUP", 10000, 1, 10000000, &bad);
+    run.ping_s = td_env_long_named("TE_SYNC_PING_S", 20, 1, 3600, &bad);
+    run.pong_s = td_env_long_named("TE_SYNC_PONG_TIMEOUT_S", 60, 2, 7200, &bad);
+    if (run.pong_s <= run.ping_s) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_SYNC_PONG_TIMEOUT_S must be longer than TE_SYNC_PING_S");
+        bad = 1;
+    }
+    te_conf_t *conf = NULL;
+    pthread_t consumer_thread, catchup_thread, server_thread;
+    int consumer_started = 0, catchup_started = 0, server_started = 0;
+    char err[TE_ERRSTR_SIZE];
+    if (bad || !(s.jwt = td_jwt_from_env())) goto out;
+    if (!(conf = td_kafka_conf(brokers, "todo-sync"))) goto out;
+    /* a group of its own per replica: every replica sees every event */
+    char group[64];
+    uuid_t u;
+    uuid_generate_random(u);
+    char us[37];
+    uuid_unparse_lower(u, us);
+    snprintf(group, sizeof group, "todo-sync-%.8s", us);
+    const char *g = td_env_str("TE_SYNC_GROUP", group);
+    if (te_conf_set(conf, "group.id", g, err, sizeof err) != TE_OK ||
+        (!td_env_str("TE_RDKAFKA_AUTO_OFFSET_RESET", NULL) &&
+         te_conf_set(conf, "auto.offset.reset", "latest", err, sizeof err) != TE_OK)) {
+        td_logf(TD_LOG_ERROR, NULL, "consumer settings: %s", err);
+        goto out;
+    }
+    static const char *const TYPE[] = {"type", NULL}, *const REASON[] = {"reason", NULL},
+                             *const RESULT[] = {"result", NULL};
+    s.m_conns = td_gauge("te_sync_connections", "Open WebSocket sessions", NULL);
+    s.m_sent = td_counter("te_sync_messages_sent_total", "Messages written to sessions, by type", TYPE);
+    s.m_dropped = td_counter("te_sync_dropped_total", "Sessions closed or refused for a limit, by reason", REASON);
+    s.m_fanout = td_histogram("te_sync_fanout_seconds", "Event time to the message written to a session", NULL,
+                              NULL, 0);
+    s.m_catchup = td_counter("te_sync_catchup_total", "Catch-ups from the change log, by result", RESULT);
+    td_metric_set(s.m_conns, NULL, 0);
+    static const char *const TOPICS[] = {TE_TOPIC_SYNC_EVENTS, TE_TOPIC_NOTIFICATION_SEND};
+    s.consumer = te_consumer_new(conf, TOPICS, 2, feed_handle, &s, err, sizeof err);
+    if (!s.consumer) {
+        td_logf(TD_LOG_ERROR, NULL, "consumer: %s", err);
+        goto out;
+    }
+    atomic_store(&s.pg_ok, 1);
+    if (pthread_create(&catchup_thread, NULL, catchup_main, &s) != 0) goto out;
+    catchup_started = 1;
+    if (pthread_create(&server_thread, NULL, server_main, &run) != 0) goto out;
+    server_started = 1;
+    if (pthread_create(&consumer_thread, NULL, consumer_main, s.consumer) != 0) goto out;
+    consumer_started = 1;
+    td_logf(TD_LOG_INFO, NULL, "todo-sync: consumer group %s", g);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    td_logf(TD_LOG_INFO, NULL, "signal %d: shutting down", sig);
+    status = run.rc == 0 ? 0 : 1;
+out:
+    atomic_store(&s.stopping, 1);
+    if (consumer_started) {
+        te_consumer_stop(s.consumer);
+        pthread_join(consumer_thread, NULL);
+    }
+    server_wake(&s);
+    if (server_started) pthread_join(server_thread, NULL);
+    pthread_mutex_lock(&s.mu);
+    pthread_cond_broadcast(&s.cu_cv);
+    pthread_mutex_unlock(&s.mu);
+    if (catchup_started) pthread_join(catchup_thread, NULL);
+    /* anything the threads left behind */
+    while (s.feed_head) {
+        feed_item_t *n = s.feed_head->next;
+        msg_unref(s.feed_head->msg);
+        free(s.feed_head);
+        s.feed_head = n;
+    }
+    while (s.done_head) {
+        catchup_t *n = s.done_head->next;
+        catchup_free(s.done_head);
+        s.done_head = n;
+    }
+    te_consumer_destroy(s.consumer);
+    te_conf_destroy(conf);
+    te_jwt_verifier_destroy(s.jwt);
+    if (status == 0) td_logf(TD_LOG_INFO, NULL, "stopped");
+    td_metrics_shutdown();
+    return status;
+}
