@@ -143,6 +143,9 @@ static void enqueue(session_t *s, msg_t *m) {
                 (unsigned long long)s->id, s->user);
         queue_clear(s); /* its memory goes now, not when the slow peer finally reads */
         session_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue limit exceeded");
+        /* the close frame waits behind what the socket still holds; a peer
+         * that never reads again is cut off without it */
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, 10);
         return;
     }
     if (s->qlen == s->qcap) {

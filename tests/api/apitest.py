@@ -39,6 +39,7 @@ BUILD_DIR = os.environ.get("TE_BUILD_DIR") or os.path.join(SOURCE_DIR, "build")
 API_BIN = os.path.join(BUILD_DIR, "bin", "todo-api")
 WORKER_BIN = os.path.join(BUILD_DIR, "bin", "todo-worker")
 REMINDER_BIN = os.path.join(BUILD_DIR, "bin", "todo-reminder")
+SYNC_BIN = os.path.join(BUILD_DIR, "bin", "todo-sync")
 TODOCTL = os.path.join(BUILD_DIR, "bin", "todoctl")
 SERVICES = os.path.join(SOURCE_DIR, "scripts", "services")
 
@@ -635,6 +636,41 @@ class Reminder(Worker):
         return REMINDER_BIN
 
 
+class Sync(Worker):
+    """One todo-sync process (docs/sync.md) on the database of the todo-api
+    whose users it serves, with the same JWT secret (TE_JWT_SECRET = secret
+    unless env sets it), consumer group group (TE_SYNC_GROUP; default a new
+    one).  Its consumer of the shared topics (`topics`) should start at
+    their end: a new group positioned there first (kafka_groups_to_end:
+    ApiTestCase.start_sync does it), else TE_RDKAFKA_AUTO_OFFSET_RESET=latest.
+    start() waits for /readyz.  ws_url() is the WebSocket URL, on the same
+    port as /healthz, /readyz and /metrics."""
+
+    program = "todo-sync"
+    listen_var = "TE_SYNC_LISTEN"
+    group_var = "TE_SYNC_GROUP"
+    offset_reset = "latest"
+    topics = ("sync.events", "notification.send")
+
+    @property
+    def binary(self):
+        return SYNC_BIN
+
+    def __init__(self, label, db, secret, group=None, env=None):
+        env = dict(env or {})
+        env.setdefault("TE_JWT_SECRET", secret)
+        super().__init__(label, db, group, env)
+        self.secret = self.env.get("TE_JWT_SECRET")
+
+    def token(self, user, **claim_args):
+        """An HS256 token for user signed with this daemon's secret."""
+        return hs256_token(self.secret, claims(user, **claim_args))
+
+    def ws_url(self, path="/api/ws/tasks", **params):
+        """ws://127.0.0.1:<port><path>?<params> (None values left out)."""
+        return f"ws://127.0.0.1:{self.port}" + query(path, **params)
+
+
 METRIC_LINE_RE = re.compile(
     r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$')
 LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -1197,6 +1233,22 @@ class ApiTestCase(unittest.TestCase):
             kafka_groups_to_end([group], ["reminder.due"])
         r = Reminder(label or cls.__name__ + "-reminder", db or cls.daemon.db, group, env)
         return cls._started(r, ready=ready)
+
+    @classmethod
+    def start_sync(cls, env=None, label=None, db=None, group=None, ready=True,
+                   positioned=False, secret=None):
+        """A started todo-sync on db (default: the class daemon's database)
+        with secret (default: the class daemon's JWT secret), in consumer
+        group group (default: a new one), positioned at the end of its topics
+        first unless positioned (the caller did it); waits for /readyz 200
+        unless ready is false.  Stopped at class end like the daemons
+        (SIGTERM, exit 0 within 10 s)."""
+        group = group or f"todo-sync-test-{uuid.uuid4().hex[:12]}"
+        if not positioned:
+            kafka_groups_to_end([group], list(Sync.topics))
+        s = Sync(label or cls.__name__ + "-sync", db or cls.daemon.db,
+                 secret or cls.daemon.secret, group, env)
+        return cls._started(s, ready=ready)
 
     @classmethod
     def _started(cls, d, **start_args):
