@@ -40,7 +40,7 @@ static msg_t *change_msg(const PGresult *res, int r) {
     json_object *d = json_object_new_object();
     json_object_object_add(d, "task_id", json_object_new_string(PQgetvalue(res, r, 2)));
     json_object_object_add(d, "task", PQgetisnull(res, r, 3) ? NULL : json_tokener_parse(PQgetvalue(res, r, 3)));
-    if (!PQgetisnull(res, r, 4)) json_object_object_add(d, "changes", json_tokener_parse(PQgetvalue(res, r, 4)));
+    json_object_object_add(d, "changes", PQgetisnull(res, r, 4) ? NULL : json_tokener_parse(PQgetvalue(res, r, 4)));
     json_object_object_add(d, "at", json_object_new_string(PQgetvalue(res, r, 5)));
     json_object *o = json_object_new_object();
     long long seq = strtoll(PQgetvalue(res, r, 0), NULL, 10);

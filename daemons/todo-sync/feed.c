@@ -77,7 +77,8 @@ te_handler_result_t feed_handle(const te_event_t *ev, const te_record_t *rec, vo
         json_object *d = json_object_new_object();
         json_object_object_add(d, "task_id", json_object_new_string(str_member(data, "task_id")));
         json_object_object_add(d, "task", json_object_object_get_ex(data, "task", &v) ? json_object_get(v) : NULL);
-        if (json_object_object_get_ex(data, "changes", &v)) json_object_object_add(d, "changes", json_object_get(v));
+        json_object_object_add(d, "changes",
+                               json_object_object_get_ex(data, "changes", &v) ? json_object_get(v) : NULL);
         json_object_object_add(d, "at", json_object_new_string(at_s));
         json_object_object_add(out, "type", json_object_new_string(type ? type : "task.updated"));
         json_object_object_add(out, "seq", json_object_new_int64(seq));

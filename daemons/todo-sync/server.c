@@ -327,8 +327,21 @@ static const char *find_token(struct lws *wsi, char *buf, int size) {
     return *t ? t : NULL;
 }
 
+/* A refused upgrade cannot carry a status a browser can read; a close code
+ * can.  So every upgrade completes, and a wrong path or a full server
+ * closes at once with a code and a reason. */
 static void authenticate(session_t *s) {
     char buf[8192], err[TE_ERRSTR_SIZE] = "";
+    if (lws_hdr_copy(s->wsi, buf, sizeof buf, WSI_TOKEN_GET_URI) <= 0 || strcmp(buf, WS_PATH) != 0) {
+        session_close(s, 4404, "not found: the endpoint is " WS_PATH);
+        return;
+    }
+    if (atomic_load(&S->stopping) || nsessions >= max_sessions) {
+        static const char *const L[] = {"max_sessions"};
+        td_metric_inc(S->m_dropped, L, 1);
+        session_close(s, 1013, "try again later: too many sessions");
+        return;
+    }
     const char *token = find_token(s->wsi, buf, sizeof buf);
     if (!token) {
         session_close(s, 4401, "unauthorized: missing token");
@@ -460,16 +473,6 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             s->http_body = NULL;
         }
         return 0;
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        char uri[256];
-        if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, WS_PATH) != 0) return -1;
-        if (atomic_load(&S->stopping) || nsessions >= max_sessions) {
-            static const char *const L[] = {"max_sessions"};
-            td_metric_inc(S->m_dropped, L, 1);
-            return -1;
-        }
-        return 0;
-    }
     case LWS_CALLBACK_ESTABLISHED:
         memset(s, 0, sizeof *s);
         s->wsi = wsi;
