@@ -362,7 +362,12 @@ class SyncCase(apitest.ApiTestCase):
         else:
             self.assertIsInstance(d["task"], dict, m)
             self.assertEqual(d["task"].get("id"), d["task_id"], m)
-        if m["type"] == "task.updated":
+        # "changes field → {old, new} for updates, else null": null for a
+        # create or delete; a completion (which updates status and
+        # completed_at) may carry them.
+        if m["type"] in ("task.created", "task.deleted"):
+            self.assertIsNone(d["changes"], f"changes is null except for updates: {m}")
+        if m["type"] == "task.updated" or d["changes"] is not None:
             self.assertIsInstance(d["changes"], dict, m)
             for field, ch in d["changes"].items():
                 self.assertIsInstance(ch, dict, f"changes.{field}: {m}")
@@ -373,7 +378,7 @@ class SyncCase(apitest.ApiTestCase):
             self.assertEqual(d["task_id"], log_entry.get("task_id"), m)
             self.assertEqual(task_view(d["task"]), task_view(log_entry.get("task")),
                              f"seq {m['seq']}: data.task differs from GET /api/sync's task")
-            if m["type"] == "task.updated":
+            if m["type"] in ("task.updated", "task.completed"):
                 self.assertEqual(instants(d["changes"]), instants(log_entry.get("changes")),
                                  f"seq {m['seq']}: data.changes differs from GET /api/sync's")
 
@@ -678,6 +683,7 @@ class Live(SyncCase):
         code, reason = await other.wait_closed(5)
         self.assertEqual(code, 4404, f"another path: closed with {code} {reason!r}")
         self.assertTrue(reason.startswith("not found"), reason)
+        self.assertEqual(other.msgs, [], "another path: nothing is sent before the close")
         s = await self.user_session(c)
         for bad in ("not json", json.dumps([1, 2]), json.dumps({"type": "bogus"}),
                     json.dumps({"type": "sync_request", "since": "x"})):
@@ -781,6 +787,11 @@ class Limits(SyncCase):
                 "TE_SYNC_MAX_QUEUE_BYTES": str(MAX_QUEUE_BYTES),
                 "TE_SYNC_MAX_SESSIONS": str(MAX_SESSIONS)}
 
+    def dropped_by_reason(self):
+        """te_sync_dropped_total by its reason label."""
+        return {lab.get("reason"): v for n, lab, v in self.metrics()
+                if n == "te_sync_dropped_total"}
+
     async def slow_session(self, user):
         """A session that stops reading after the handshake: a socket with
         a tiny receive buffer, the library's queue of 1 message and a small
@@ -811,6 +822,7 @@ class Limits(SyncCase):
         await call(apitest.wait_until, lambda: self.metric("te_sync_connections") == 2, 10,
                    "te_sync_connections == 2")
         dropped0 = await call(self.metric, "te_sync_dropped_total")
+        by_reason0 = await call(self.dropped_by_reason)
         tasks = [await call(self.create_task, c, title=f"big {i}") for i in range(4)]
         n, cut_at = 0, None
         t_start = time.monotonic()
@@ -857,7 +869,12 @@ class Limits(SyncCase):
             self.check_contiguous(changes, got[0]["seq"] + 1, changes[-1]["seq"],
                                   "what the slow session got before its close (after its hello)")
         self.assertLess(len(changes), final - base, "the slow session did not get everything")
-        self.assertEqual(await call(self.metric, "te_sync_dropped_total"), dropped0 + 1)
+        by_reason = await call(self.dropped_by_reason)
+        delta = {k: v - by_reason0.get(k, 0) for k, v in by_reason.items()
+                 if v != by_reason0.get(k, 0)}
+        log(f"te_sync_dropped_total increase by reason: {delta}")
+        self.assertEqual(sum(delta.values()), 1,
+                         f"te_sync_dropped_total counts the one cut-off: {delta}")
         await self.wait_connections(1)
 
     @async_test
@@ -871,6 +888,7 @@ class Limits(SyncCase):
         code, reason = await extra.wait_closed(5)
         self.assertEqual(code, 1013, f"one too many: closed with {code} {reason!r}")
         self.assertTrue(reason.startswith("try again later"), reason)
+        self.assertEqual(extra.msgs, [], "one too many: nothing is sent before the close")
         await held[0].close()
         await self.wait_connections(self.MAX_SESSIONS - 1)
         await self.user_session(c, name="after one closed")
