@@ -212,3 +212,24 @@ fail:
     te_jwt_verifier_destroy(v);
     return NULL;
 }
+
+int td_daemon_init(int argc, char **argv, const char *name, const char *doc, const char **pg_url,
+                   const char **brokers) {
+    const char *cmd = argc > 1 ? argv[1] : "serve";
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("%s %s\n", name, te_version_str());
+        return 0;
+    }
+    if (argc > 2 || strcmp(cmd, "serve") != 0) {
+        fprintf(stderr, "usage: %s [serve|version]\n  configuration: environment variables, see %s\n", name, doc);
+        return 2;
+    }
+    td_log_init(name);
+    *pg_url = td_env_str("TE_PG_URL", NULL);
+    *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
+    if (!*pg_url || !*brokers) {
+        td_logf(TD_LOG_ERROR, NULL, "TE_PG_URL and TE_KAFKA_BROKERS are required");
+        return 2;
+    }
+    return -1;
+}

@@ -36,6 +36,13 @@ void td_block_signals(sigset_t *sigs);
 char *td_event_json(const char *type, const char *source, const char *id, const char *partitionkey,
                     const char *traceparent, json_object *data, char *errstr, size_t errstr_size);
 
+/* The start every consumer daemon shares: "version" prints the version,
+ * anything but "serve" the usage (doc: where the settings are described);
+ * then the JSON log as name, and TE_PG_URL / TE_KAFKA_BROKERS (required)
+ * into *pg_url / *brokers.  Returns -1 to go on, else the exit status. */
+int td_daemon_init(int argc, char **argv, const char *name, const char *doc, const char **pg_url,
+                   const char **brokers);
+
 /* The JWT verifier every user-facing daemon uses: TE_JWT_SECRET[_FILE]
  * (HS256) and/or TE_JWT_PUBLIC_KEY_FILE (RS256/ES256), TE_JWT_ISSUER,
  * TE_JWT_AUDIENCE, TE_JWT_LEEWAY (30 s).  NULL (logged) on a bad or

@@ -112,21 +112,9 @@ static int nonblocking_pipe(int fds[2]) {
 }
 
 int main(int argc, char **argv) {
-    const char *cmd = argc > 1 ? argv[1] : "serve";
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("todo-reminder %s\n", te_version_str());
-        return 0;
-    }
-    if (argc > 2 || strcmp(cmd, "serve") != 0) {
-        fprintf(stderr, "usage: todo-reminder [serve|version]\n  configuration: environment variables, see docs/reminder.md\n");
-        return 2;
-    }
-    td_log_init("todo-reminder");
-    const char *pg_url = td_env_str("TE_PG_URL", NULL), *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
-    if (!pg_url || !brokers) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_PG_URL and TE_KAFKA_BROKERS are required");
-        return 2;
-    }
+    const char *pg_url = NULL, *brokers = NULL;
+    int early = td_daemon_init(argc, argv, "todo-reminder", "docs/reminder.md", &pg_url, &brokers);
+    if (early >= 0) return early;
     sigset_t sigs;
     td_block_signals(&sigs);
     channels_global_init();

@@ -38,21 +38,9 @@ static void *server_main(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    const char *cmd = argc > 1 ? argv[1] : "serve";
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("todo-sync %s\n", te_version_str());
-        return 0;
-    }
-    if (argc > 2 || strcmp(cmd, "serve") != 0) {
-        fprintf(stderr, "usage: todo-sync [serve|version]\n  configuration: environment variables, see docs/sync.md\n");
-        return 2;
-    }
-    td_log_init("todo-sync");
-    const char *pg_url = td_env_str("TE_PG_URL", NULL), *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
-    if (!pg_url || !brokers) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_PG_URL and TE_KAFKA_BROKERS are required");
-        return 2;
-    }
+    const char *pg_url = NULL, *brokers = NULL;
+    int early = td_daemon_init(argc, argv, "todo-sync", "docs/sync.md", &pg_url, &brokers);
+    if (early >= 0) return early;
     sigset_t sigs;
     td_block_signals(&sigs);
     int status = 1, bad = 0;
