@@ -3,6 +3,7 @@
  * SIGTERM closes every session (1001) and exits 0. */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,23 @@ int main(int argc, char **argv) {
     s.max_catchup = td_env_long_named("TE_SYNC_MAX_CATCHUP", 10000, 1, 10000000, &bad);
     run.ping_s = td_env_long_named("TE_SYNC_PING_S", 20, 1, 3600, &bad);
     run.pong_s = td_env_long_named("TE_SYNC_PONG_TIMEOUT_S", 60, 2, 7200, &bad);
+    /* a descriptor per session: the soft limit goes up to the hard one, and
+     * the sessions are capped below it (with room for the rest), so that a
+     * full server closes new sessions (1013) instead of failing accept() */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)s.max_sessions + 256 > rl.rlim_cur) {
+            long cap = rl.rlim_cur > 512 ? (long)rl.rlim_cur - 256 : (long)rl.rlim_cur / 2;
+            td_logf(TD_LOG_WARN, NULL, "TE_SYNC_MAX_SESSIONS %ld lowered to %ld: open files are limited to %llu",
+                    s.max_sessions, cap, (unsigned long long)rl.rlim_cur);
+            s.max_sessions = cap;
+        }
+    }
     if (run.pong_s <= run.ping_s) {
         td_logf(TD_LOG_ERROR, NULL, "TE_SYNC_PONG_TIMEOUT_S must be longer than TE_SYNC_PING_S");
         bad = 1;
