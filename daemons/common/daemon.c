@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "env.h"
 #include "log.h"
@@ -232,4 +233,13 @@ int td_daemon_init(int argc, char **argv, const char *name, const char *doc, con
         return 2;
     }
     return -1;
+}
+
+void *td_consumer_thread(void *consumer) {
+    char err[TE_ERRSTR_SIZE];
+    if (te_consumer_run(consumer, err, sizeof err) != TE_OK) {
+        td_logf(TD_LOG_ERROR, NULL, "consumer stopped: %s", err);
+        kill(getpid(), SIGTERM); /* let main shut the rest down */
+    }
+    return NULL;
 }

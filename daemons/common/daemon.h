@@ -43,6 +43,10 @@ char *td_event_json(const char *type, const char *source, const char *id, const 
 int td_daemon_init(int argc, char **argv, const char *name, const char *doc, const char **pg_url,
                    const char **brokers);
 
+/* A thread body: te_consumer_run(consumer) until stopped; a consumer that
+ * fails for good is logged and SIGTERMs the process (main shuts down). */
+void *td_consumer_thread(void *consumer);
+
 /* The JWT verifier every user-facing daemon uses: TE_JWT_SECRET[_FILE]
  * (HS256) and/or TE_JWT_PUBLIC_KEY_FILE (RS256/ES256), TE_JWT_ISSUER,
  * TE_JWT_AUDIENCE, TE_JWT_LEEWAY (30 s).  NULL (logged) on a bad or

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -293,4 +294,20 @@ void td_pg_wait(PGconn *c, int wake_fd, int timeout_ms) {
         }
     }
     if (c) take_notifies(c);
+}
+
+PGconn *td_pg_keep(PGconn **slot, const char *conninfo, const atomic_int *stopping, char *err, size_t n) {
+    if (*slot && PQstatus(*slot) == CONNECTION_OK) return *slot;
+    for (int attempt = 0; attempt < 20 && (attempt < 4 || !atomic_load(stopping)); attempt++) {
+        if (*slot && PQstatus(*slot) != CONNECTION_OK) PQreset(*slot);
+        if (!*slot) *slot = td_pg_connect(conninfo);
+        if (PQstatus(*slot) == CONNECTION_OK) return *slot;
+        snprintf(err, n, "postgres: %s", PQerrorMessage(*slot));
+        size_t len = strlen(err);
+        while (len && (err[len - 1] == '\n' || err[len - 1] == '\r')) err[--len] = '\0';
+        struct timespec ts = {0, 250 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(stopping)) snprintf(err, n, "stopping");
+    return NULL;
 }

@@ -7,6 +7,7 @@
 #define TD_PG_H
 
 #include <libpq-fe.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 typedef struct td_pg_pool_s td_pg_pool_t;
@@ -62,6 +63,14 @@ typedef struct td_pg_stmt_s {
  * PQclear()s each res); -1 with the first failure's message in errstr and
  * every res cleared.  Statements after a failure are not run. */
 int td_pg_pipeline(PGconn *conn, td_pg_stmt_t *stmts, size_t n, char *errstr, size_t errstr_size);
+
+/* A thread's own connection (*slot), kept up: returned at once while it
+ * works (also while *stopping is set: what was done must be recorded);
+ * otherwise (re)connected, trying for a few seconds (fewer once stopping);
+ * NULL with the reason in errstr when PostgreSQL stays unreachable.  The
+ * caller PQfinish()es *slot at the end. */
+PGconn *td_pg_keep(PGconn **slot, const char *conninfo, const atomic_int *stopping, char *errstr,
+                   size_t errstr_size);
 
 /* Waits until a notification arrives on c (after LISTEN), wake_fd is
  * readable, or timeout_ms passes; then consumes both (wake_fd is read

@@ -292,7 +292,7 @@ static void *sender_main(void *arg) {
          * rows ours for TE_NOTIFY_LEASE_S) */
         char err[512] = "";
         for (int tries = 0;; tries++) {
-            PGconn *c = rem_conn(r, &s->conn, err, sizeof err);
+            PGconn *c = td_pg_keep(&s->conn, r->cfg.pg_url, &r->stopping, err, sizeof err);
             if (c && record(r, c, s->d, n, err, sizeof err) == 0) break;
             if (tries == 0 || atomic_load(&r->stopping)) td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
             if (atomic_load(&r->stopping) || tries > 40) break; /* the lease will hand them over */
@@ -330,7 +330,7 @@ static void *dispatcher_main(void *arg) {
             td_pg_wait(NULL, p->wake[0], 1000);
             continue;
         }
-        PGconn *c = rem_conn(r, &conn, err, sizeof err);
+        PGconn *c = td_pg_keep(&conn, r->cfg.pg_url, &r->stopping, err, sizeof err);
         if (!c) {
             if (!down_logged++) td_logf(TD_LOG_ERROR, NULL, "delivery: %s", err);
             td_pg_wait(NULL, p->wake[0], 1000);

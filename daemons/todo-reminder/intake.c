@@ -173,7 +173,7 @@ te_handler_result_t intake_handle(const te_event_t *ev, const te_record_t *rec, 
         td_metric_inc(r->m_events, L_IGNORED, 1);
         return TE_HANDLER_OK;
     }
-    PGconn *c = rem_conn(r, &r->intake_conn, errstr, errstr_size);
+    PGconn *c = td_pg_keep(&r->intake_conn, r->cfg.pg_url, &r->stopping, errstr, errstr_size);
     if (!c) {
         td_metric_inc(r->m_events, L_RETRY, 1);
         return TE_HANDLER_RETRY;

@@ -27,23 +27,6 @@ typedef struct ops_s {
     int rem_delivery; /* the consumer runs (TE_REMINDER_DELIVERY) */
 } ops_t;
 
-PGconn *rem_conn(rem_t *r, PGconn **slot, char *err, size_t n) {
-    /* a working connection serves even while stopping: what was sent
-     * must still be recorded */
-    if (*slot && PQstatus(*slot) == CONNECTION_OK) return *slot;
-    for (int attempt = 0; attempt < 20 && (attempt < 4 || !atomic_load(&r->stopping)); attempt++) {
-        if (*slot && PQstatus(*slot) != CONNECTION_OK) PQreset(*slot);
-        if (!*slot) *slot = td_pg_connect(r->cfg.pg_url);
-        if (PQstatus(*slot) == CONNECTION_OK) return *slot;
-        snprintf(err, n, "postgres: %s", PQerrorMessage(*slot));
-        size_t len = strlen(err);
-        while (len && (err[len - 1] == '\n' || err[len - 1] == '\r')) err[--len] = '\0';
-        struct timespec ts = {0, 250 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    if (atomic_load(&r->stopping)) snprintf(err, n, "stopping");
-    return NULL;
-}
 
 static void ops_handler(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
     ops_t *ops = arg;
@@ -59,15 +42,6 @@ static void ops_handler(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
     } else {
         td_http_resp_set(resp, 405, "application/json", "{\"status\":\"method not allowed\"}", 31);
     }
-}
-
-static void *consumer_main(void *arg) {
-    char err[TE_ERRSTR_SIZE];
-    if (te_consumer_run(arg, err, sizeof err) != TE_OK) {
-        td_logf(TD_LOG_ERROR, NULL, "consumer stopped: %s", err);
-        kill(getpid(), SIGTERM);
-    }
-    return NULL;
 }
 
 static int read_config(rem_config_t *c) {
@@ -163,7 +137,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     if (run_delivery) {
-        if (pthread_create(&consumer_thread, NULL, consumer_main, ops.consumer) != 0) goto out;
+        if (pthread_create(&consumer_thread, NULL, td_consumer_thread, ops.consumer) != 0) goto out;
         consumer_started = 1;
         if (!(delivery = delivery_start(&rem, err, sizeof err))) {
             td_logf(TD_LOG_ERROR, NULL, "%s", err);

@@ -30,10 +30,6 @@ typedef struct rem_s {
     td_metric_t *m_fired, *m_lateness, *m_attempts, *m_dlq, *m_events;
 } rem_t;
 
-/* A connection that is up, reconnecting (with short pauses) while
- * PostgreSQL is down; NULL when still down after a few seconds or when
- * stopping.  *slot keeps it between calls. */
-PGconn *rem_conn(rem_t *r, PGconn **slot, char *errstr, size_t errstr_size);
 
 /* scheduler.c: threads that fire due reminders until r->stopping.  Stop
  * after r->stopping was set. */

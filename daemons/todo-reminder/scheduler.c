@@ -200,7 +200,7 @@ static void *scheduler_main(void *arg) {
     time_t next_prune = time(NULL) + 60;
     while (!atomic_load(&r->stopping)) {
         char err[512] = "";
-        PGconn *c = rem_conn(r, &conn, err, sizeof err);
+        PGconn *c = td_pg_keep(&conn, r->cfg.pg_url, &r->stopping, err, sizeof err);
         if (!c) {
             if (!down_logged++) td_logf(TD_LOG_ERROR, NULL, "scheduler: %s", err);
             td_pg_wait(NULL, t->wake[0], 1000);

@@ -27,16 +27,10 @@ void catchup_submit(sync_t *s, catchup_t *c) {
     pthread_mutex_unlock(&s->mu);
 }
 
-static const char *TYPES[][2] = {{"created", "task.created"},
-                                 {"updated", "task.updated"},
-                                 {"completed", "task.completed"},
-                                 {"deleted", "task.deleted"}};
-
 /* The change row r as a message (the same shape as a live one). */
 static msg_t *change_msg(const PGresult *res, int r) {
-    const char *type = "task.updated";
-    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
-        if (strcmp(PQgetvalue(res, r, 1), TYPES[i][0]) == 0) type = TYPES[i][1];
+    const char *type = sync_change_type(PQgetvalue(res, r, 1));
+    if (!type) type = "task.updated";
     json_object *d = json_object_new_object();
     json_object_object_add(d, "task_id", json_object_new_string(PQgetvalue(res, r, 2)));
     json_object_object_add(d, "task", PQgetisnull(res, r, 3) ? NULL : json_tokener_parse(PQgetvalue(res, r, 3)));

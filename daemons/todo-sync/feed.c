@@ -43,8 +43,7 @@ static const char *str_member(json_object *o, const char *k) {
                : NULL;
 }
 
-/* The message types, as static strings (metrics labels). */
-static const char *change_type(const char *op) {
+const char *sync_change_type(const char *op) {
     static const char *const T[][2] = {{"created", "task.created"},
                                        {"updated", "task.updated"},
                                        {"completed", "task.completed"},
@@ -72,7 +71,7 @@ te_handler_result_t feed_handle(const te_event_t *ev, const te_record_t *rec, vo
     long long seq = 0;
     if (strncmp(etype, "com.todo.sync.task.", 19) == 0) {
         json_object *v = NULL;
-        type = change_type(str_member(data, "op"));
+        type = sync_change_type(str_member(data, "op"));
         if (json_object_object_get_ex(data, "seq", &v)) seq = json_object_get_int64(v);
         json_object *d = json_object_new_object();
         json_object_object_add(d, "task_id", json_object_new_string(str_member(data, "task_id")));

@@ -22,15 +22,6 @@ typedef struct run_s {
     int rc;
 } run_t;
 
-static void *consumer_main(void *arg) {
-    char err[TE_ERRSTR_SIZE];
-    if (te_consumer_run(arg, err, sizeof err) != TE_OK) {
-        td_logf(TD_LOG_ERROR, NULL, "consumer stopped: %s", err);
-        kill(getpid(), SIGTERM);
-    }
-    return NULL;
-}
-
 static void *server_main(void *arg) {
     run_t *r = arg;
     r->rc = server_run(r->s, r->listen, r->ping_s, r->pong_s);
@@ -117,7 +108,7 @@ int main(int argc, char **argv) {
     catchup_started = 1;
     if (pthread_create(&server_thread, NULL, server_main, &run) != 0) goto out;
     server_started = 1;
-    if (pthread_create(&consumer_thread, NULL, consumer_main, s.consumer) != 0) goto out;
+    if (pthread_create(&consumer_thread, NULL, td_consumer_thread, s.consumer) != 0) goto out;
     consumer_started = 1;
     td_logf(TD_LOG_INFO, NULL, "todo-sync: consumer group %s", g);
     int sig = 0;

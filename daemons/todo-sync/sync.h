@@ -33,6 +33,10 @@ typedef struct msg_s {
 msg_t *msg_new(const char *type, long long seq, long long event_us, const char *json);
 void msg_unref(msg_t *m);
 
+/* The message type of a change's op ("created" -> "task.created"), a
+ * static string (also a metrics label); NULL for an unknown op. */
+const char *sync_change_type(const char *op);
+
 /* A change or notification for one user, from the consumer. */
 typedef struct feed_item_s {
     struct feed_item_s *next;

@@ -23,22 +23,6 @@ static void new_uuid(char out[37]) {
     uuid_unparse_lower(u, out);
 }
 
-/* The handler's connection, reconnected when broken.  While PostgreSQL
- * is down it keeps trying for a few seconds (the partition waits; the
- * consumer then retries the record with back-off); NULL when still down. */
-static PGconn *conn(worker_t *w, char *err, size_t n) {
-    for (int attempt = 0; attempt < 20 && !atomic_load(&w->stopping); attempt++) {
-        if (w->conn && PQstatus(w->conn) != CONNECTION_OK) PQreset(w->conn);
-        if (!w->conn) w->conn = td_pg_connect(w->pg_url);
-        if (PQstatus(w->conn) == CONNECTION_OK) return w->conn;
-        snprintf(err, n, "postgres: %s", PQerrorMessage(w->conn));
-        size_t len = strlen(err);
-        while (len && (err[len - 1] == '\n' || err[len - 1] == '\r')) err[--len] = '\0';
-        struct timespec ts = {0, 250 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return NULL;
-}
 
 static const char *str_member(json_object *o, const char *key) {
     json_object *v = NULL;
@@ -256,7 +240,9 @@ te_handler_result_t worker_handle(const te_event_t *ev, const te_record_t *rec, 
         return TE_HANDLER_FAIL;
     }
     errstr[0] = '\0';
-    PGconn *c = conn(w, errstr, errstr_size);
+    /* while PostgreSQL is down it keeps trying for a few seconds (the
+     * partition waits; the consumer then retries the record with back-off) */
+    PGconn *c = td_pg_keep(&w->conn, w->pg_url, &w->stopping, errstr, errstr_size);
     if (!c) return TE_HANDLER_RETRY;
     int rec_rc = record_activity(c, ev, data, user, task_id, errstr, errstr_size);
     if (rec_rc < 0) {

@@ -31,15 +31,6 @@ static void ops_handler(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
         td_http_resp_set(resp, 404, "application/json", "{\"status\":\"not found\"}", 23);
 }
 
-static void *consumer_main(void *arg) {
-    char err[TE_ERRSTR_SIZE];
-    if (te_consumer_run(arg, err, sizeof err) != TE_OK) {
-        td_logf(TD_LOG_ERROR, NULL, "consumer stopped: %s", err);
-        kill(getpid(), SIGTERM); /* let main shut the rest down */
-    }
-    return NULL;
-}
-
 int main(int argc, char **argv) {
     const char *pg_url = NULL, *brokers = NULL;
     int early = td_daemon_init(argc, argv, "todo-worker", "docs/worker.md", &pg_url, &brokers);
@@ -94,7 +85,7 @@ int main(int argc, char **argv) {
         td_logf(TD_LOG_ERROR, NULL, "%s", err);
         goto out;
     }
-    if (pthread_create(&consumer_thread, NULL, consumer_main, ops.consumer) != 0) goto out;
+    if (pthread_create(&consumer_thread, NULL, td_consumer_thread, ops.consumer) != 0) goto out;
     consumer_started = 1;
     td_logf(TD_LOG_INFO, NULL, "todo-worker serving on %s (group %s)", hc.listen,
             td_env_str("TE_WORKER_GROUP", "todo-worker"));
