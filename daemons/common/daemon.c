@@ -1,5 +1,6 @@
 /* Start-up pieces every daemon shares (see daemon.h). */
 #include "daemon.h"
+#include "dapr.h"
 
 #include <json-c/json.h>
 #include <pthread.h>
@@ -136,10 +137,12 @@ int td_consumer_ops(td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool
         te_consumer_stats_t st = {0};
         if (consumer) te_consumer_stats(consumer, &st);
         int assigned = !consumer || st.rebalances > 0; /* partitions assigned at least once */
+        td_dapr_t *dapr = td_dapr_global();
+        if (dapr) assigned = td_dapr_ok(dapr); /* Dapr mode: the sidecar answers */
         char body[160];
-        snprintf(body, sizeof body, "{\"status\":\"%s\",\"checks\":{\"postgres\":\"%s\",\"kafka\":\"%s\"}}",
-                 pg_ok && assigned ? "ready" : "not ready", pg_ok ? "ok" : "unavailable",
-                 assigned ? "assigned" : "waiting for partitions");
+        snprintf(body, sizeof body, "{\"status\":\"%s\",\"checks\":{\"postgres\":\"%s\",\"%s\":\"%s\"}}",
+                 pg_ok && assigned ? "ready" : "not ready", pg_ok ? "ok" : "unavailable", dapr ? "dapr" : "kafka",
+                 dapr ? (assigned ? "ok" : "unavailable") : assigned ? "assigned" : "waiting for partitions");
         ops_respond(resp, pg_ok && assigned ? 200 : 503, body);
     } else if (strcmp(path, "/metrics") == 0) {
         te_consumer_stats_t st = {0};
@@ -154,7 +157,7 @@ int td_consumer_ops(td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool
             {"te_consumer_dead_lettered_total", "Records dead-lettered", offsetof(te_consumer_stats_t, dead_lettered)},
             {"te_consumer_poison_total", "Records that were not valid CloudEvents", offsetof(te_consumer_stats_t, poison)},
         };
-        for (size_t i = 0; i < sizeof C / sizeof C[0]; i++)
+        for (size_t i = 0; consumer && i < sizeof C / sizeof C[0]; i++) /* Dapr mode counts itself */
             td_metric_set(td_counter(C[i].name, C[i].help, NULL), NULL,
                           (double)*(const uint64_t *)((const char *)&st + C[i].off));
         size_t len = 0;
@@ -214,6 +217,16 @@ fail:
     return NULL;
 }
 
+const char *td_pg_url_from_env(void) {
+    static char *url; /* kept for the process's life */
+    if (url) return url;
+    char err[512];
+    int bad = 0;
+    url = td_env_secret_ex("TE_PG_URL", &bad, err, sizeof err);
+    if (bad) td_logf(TD_LOG_ERROR, NULL, "%s", err);
+    return url;
+}
+
 int td_daemon_init(int argc, char **argv, const char *name, const char *doc, const char **pg_url,
                    const char **brokers) {
     const char *cmd = argc > 1 ? argv[1] : "serve";
@@ -226,10 +239,12 @@ int td_daemon_init(int argc, char **argv, const char *name, const char *doc, con
         return 2;
     }
     td_log_init(name);
-    *pg_url = td_env_str("TE_PG_URL", NULL);
+    int dapr = td_transport_dapr();
+    if (dapr < 0 || (dapr && td_dapr_global_init() != 0)) return 2;
+    *pg_url = td_pg_url_from_env();
     *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
-    if (!*pg_url || !*brokers) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_PG_URL and TE_KAFKA_BROKERS are required");
+    if (!*pg_url || (!*brokers && !dapr)) {
+        td_logf(TD_LOG_ERROR, NULL, dapr ? "TE_PG_URL is required" : "TE_PG_URL and TE_KAFKA_BROKERS are required");
         return 2;
     }
     return -1;
@@ -242,4 +257,42 @@ void *td_consumer_thread(void *consumer) {
         kill(getpid(), SIGTERM); /* let main shut the rest down */
     }
     return NULL;
+}
+
+int td_intake_init(td_intake_t *in, const te_conf_t *conf, const char *source, const char *const *topics,
+                   size_t count, te_handler_cb handler, void *opaque, int max_attempts) {
+    memset(in, 0, sizeof *in);
+    if (!conf) {
+        td_dapr_sub_t subs[8];
+        for (size_t i = 0; i < count && i < 8; i++)
+            subs[i] = (td_dapr_sub_t){.topic = topics[i], .handler = handler, .opaque = opaque};
+        in->app = td_dapr_app_new(td_dapr_global(), subs, count < 8 ? count : 8, source, max_attempts);
+        if (!in->app) td_logf(TD_LOG_ERROR, NULL, "out of memory");
+        return in->app ? 0 : -1;
+    }
+    char err[TE_ERRSTR_SIZE];
+    in->consumer = te_consumer_new(conf, topics, count, handler, opaque, err, sizeof err);
+    if (!in->consumer) td_logf(TD_LOG_ERROR, NULL, "consumer: %s", err);
+    return in->consumer ? 0 : -1;
+}
+
+int td_intake_start(td_intake_t *in) {
+    if (!in->consumer) return 0;
+    if (pthread_create(&in->thread, NULL, td_consumer_thread, in->consumer) != 0) return -1;
+    in->started = 1;
+    return 0;
+}
+
+void td_intake_stop(td_intake_t *in) {
+    if (in->started) {
+        te_consumer_stop(in->consumer);
+        pthread_join(in->thread, NULL);
+    }
+    te_consumer_destroy(in->consumer);
+    td_dapr_app_destroy(in->app);
+    memset(in, 0, sizeof *in);
+}
+
+int td_intake_ops(td_intake_t *in, td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool) {
+    return td_dapr_app_serve(in->app, req, resp) || td_consumer_ops(req, resp, pool, in->consumer);
 }

@@ -5,6 +5,7 @@
 #define TD_DAEMON_H
 
 #include <json-c/json.h>
+#include <pthread.h>
 #include <signal.h>
 #include <todoevents/jwt.h>
 #include <todoevents/kafka.h>
@@ -36,16 +37,48 @@ void td_block_signals(sigset_t *sigs);
 char *td_event_json(const char *type, const char *source, const char *id, const char *partitionkey,
                     const char *traceparent, json_object *data, char *errstr, size_t errstr_size);
 
+/* TE_PG_URL (or _FILE, _SECRET), read once and kept.  NULL (logged when
+ * it could not be read) when unset. */
+const char *td_pg_url_from_env(void);
+
 /* The start every consumer daemon shares: "version" prints the version,
  * anything but "serve" the usage (doc: where the settings are described);
- * then the JSON log as name, and TE_PG_URL / TE_KAFKA_BROKERS (required)
- * into *pg_url / *brokers.  Returns -1 to go on, else the exit status. */
+ * then the JSON log as name; with TE_TRANSPORT=dapr the Dapr client
+ * (td_dapr_global_init: waits for the sidecar); then TE_PG_URL (required)
+ * and TE_KAFKA_BROKERS (required in Kafka mode, NULL in Dapr mode) into
+ * *pg_url / *brokers.  Returns -1 to go on, else the exit status. */
 int td_daemon_init(int argc, char **argv, const char *name, const char *doc, const char **pg_url,
                    const char **brokers);
 
 /* A thread body: te_consumer_run(consumer) until stopped; a consumer that
  * fails for good is logged and SIGTERMs the process (main shuts down). */
 void *td_consumer_thread(void *consumer);
+
+/* Where a consumer daemon's events come from: in Kafka mode a te_consumer
+ * on a thread of its own, in Dapr mode the sidecar's deliveries to the
+ * daemon's HTTP server (dapr.h).  The handler is the same in both. */
+typedef struct td_intake_s {
+    te_consumer_t *consumer;      /* Kafka mode, else NULL */
+    struct td_dapr_app_s *app;    /* Dapr mode, else NULL */
+    pthread_t thread;
+    int started;
+} td_intake_t;
+
+/* conf (group.id and the rest set; NULL in Dapr mode: td_dapr_global()
+ * is used), topics (count), handler and opaque as for te_consumer_new();
+ * source names the dead-letter records in Dapr mode, max_attempts is the
+ * Dapr-mode attempts per event id (Kafka mode: te.max.attempts in conf).
+ * 0, or -1 (logged). */
+int td_intake_init(td_intake_t *in, const te_conf_t *conf, const char *source, const char *const *topics,
+                   size_t count, te_handler_cb handler, void *opaque, int max_attempts);
+/* Kafka mode: starts the consumer thread.  0 or -1. */
+int td_intake_start(td_intake_t *in);
+/* Stops (Kafka mode: the handler call in progress completes, offsets are
+ * committed), joins and frees.  Zeroed structure: no-op. */
+void td_intake_stop(td_intake_t *in);
+/* An ops server's handler: the Dapr routes (1 = answered) and then
+ * td_consumer_ops(). */
+int td_intake_ops(td_intake_t *in, td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool);
 
 /* The JWT verifier every user-facing daemon uses: TE_JWT_SECRET[_FILE]
  * (HS256) and/or TE_JWT_PUBLIC_KEY_FILE (RS256/ES256), TE_JWT_ISSUER,

@@ -69,6 +69,30 @@ static char *fail(int *err, char *errstr, size_t errstr_size, const char *var, c
     return NULL;
 }
 
+static td_secret_resolver_t resolver;
+static void *resolver_arg;
+
+void td_env_set_secret_resolver(td_secret_resolver_t fn, void *arg) {
+    resolver = fn;
+    resolver_arg = arg;
+}
+
+/* NAME_SECRET="<secret>[/<key>]" through the resolver (the Dapr secret
+ * store), when one is set. */
+static char *secret_from_store(const char *name, int *err, char *errstr, size_t errstr_size) {
+    char var[128];
+    snprintf(var, sizeof var, "%s_SECRET", name);
+    const char *ref = td_env_str(var, NULL);
+    if (!ref) return NULL;
+    char why[256] = "no secret store (TE_TRANSPORT=dapr is needed)";
+    char *v = resolver ? resolver(ref, resolver_arg, why, sizeof why) : NULL;
+    if (!v) {
+        if (err) *err = 1;
+        if (errstr && errstr_size) snprintf(errstr, errstr_size, "%s=%s: %s", var, ref, why);
+    }
+    return v;
+}
+
 char *td_env_secret_ex(const char *name, int *err, char *errstr, size_t errstr_size) {
     if (err)
         *err = 0;
@@ -95,7 +119,7 @@ char *td_env_secret_ex(const char *name, int *err, char *errstr, size_t errstr_s
     const char *path = td_env_str(var, NULL);
     if (!path) {
         free(var);
-        return NULL;
+        return secret_from_store(name, err, errstr, errstr_size);
     }
     char *out = NULL;
     FILE *f = fopen(path, "rb");

@@ -31,10 +31,17 @@ int td_env_bool_checked(const char *name, int def, int *bad);
 
 /* Secret from NAME, or else from the file named by NAME_FILE (contents;
  * one trailing "\n" or "\r\n" stripped).  NAME wins when both are set.
- * Returns a malloc'd string, or NULL when neither is set (*err = 0) or
+ * Returns a malloc'd string, or NULL when none is set (*err = 0) or
  * on failure (*err = 1: the file can't be read, holds a NUL byte or is
  * larger than 1 MiB; or out of memory).  err may be NULL. */
 char *td_env_secret(const char *name, int *err);
+/* When NAME and NAME_FILE are unset, NAME_SECRET="<secret>[/<key>]" is
+ * given to the resolver set here (the Dapr secret store, dapr.h), which
+ * returns a malloc'd value or NULL with a reason in why (never the
+ * value).  Set once at start-up, before other threads run. */
+typedef char *(*td_secret_resolver_t)(const char *ref, void *arg, char *why, size_t why_size);
+void td_env_set_secret_resolver(td_secret_resolver_t fn, void *arg);
+
 /* Same, with a reason in errstr on failure, e.g. "TE_JWT_SECRET_FILE:
  * /run/secrets/jwt: No such file or directory" (never the contents). */
 char *td_env_secret_ex(const char *name, int *err, char *errstr, size_t errstr_size);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dapr.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox_relay.h"
@@ -41,7 +42,9 @@ typedef struct idlist_s {
 struct relay_s {
     char *pg_url;
     te_conf_t *conf;          /* to recreate the producer after a fatal error */
-    te_producer_t *producer;
+    te_producer_t *producer;  /* Kafka mode */
+    td_dapr_t *dapr;          /* Dapr mode: the sidecar publishes */
+    int started;
     pthread_t thread;
     atomic_int stop;
     atomic_int kafka_ok;
@@ -54,6 +57,12 @@ struct relay_s {
     int retention_days;
     td_metric_t *m_backlog, *m_published, *m_delivery, *m_errors, *m_leader, *m_parked;
 };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static int idlist_push(idlist_t *l, long long id) {
     if (l->n == l->cap) {
@@ -176,9 +185,28 @@ static te_headers_t *ce_headers(void) {
     return h;
 }
 
+static size_t outstanding(relay_t *r) { return r->producer ? te_producer_outstanding(r->producer) : 0; }
+
+/* Dapr mode: one POST per row, in id order; the first refusal leaves it
+ * and every later row for the next round (a user's order is kept). */
+static te_err_t send_dapr(relay_t *r, const char *topic, const char *key, const char *payload, size_t len,
+                          long long id, char *err, size_t err_size) {
+    double t0 = now_s();
+    if (td_dapr_publish(r->dapr, topic, key, payload, len, err, err_size) != 0) {
+        td_metric_inc(r->m_errors, NULL, 1);
+        td_logf(TD_LOG_WARN, NULL, "outbox: %s", err);
+        return TE_ERR_QUEUE_FULL;
+    }
+    td_metric_observe(r->m_delivery, NULL, now_s() - t0);
+    pthread_mutex_lock(&r->mu);
+    idlist_push(&r->done, id);
+    pthread_mutex_unlock(&r->mu);
+    return TE_OK;
+}
+
 /* Claims and sends one batch.  Returns rows sent, -1 on a database error. */
 static int claim_and_send(relay_t *r, PGconn *c, const te_headers_t *hdr) {
-    size_t out = te_producer_outstanding(r->producer);
+    size_t out = outstanding(r);
     if (out >= r->max_inflight) return 0;
     size_t want = r->max_inflight - out;
     if (want > BATCH) want = BATCH;
@@ -217,10 +245,12 @@ static int claim_and_send(relay_t *r, PGconn *c, const te_headers_t *hdr) {
         int i = idx[k];
         const char *key = PQgetvalue(res, i, 2), *payload = PQgetvalue(res, i, 3);
         char err[TE_ERRSTR_SIZE];
-        te_err_t e = unsent.n ? TE_ERR_QUEUE_FULL
-                              : te_producer_send_raw(r->producer, PQgetvalue(res, i, 1), key, strlen(key),
-                                                     payload, (size_t)PQgetlength(res, i, 3), hdr,
-                                                     (void *)(intptr_t)ids[i], err, sizeof err);
+        te_err_t e = unsent.n  ? TE_ERR_QUEUE_FULL
+                     : r->dapr ? send_dapr(r, PQgetvalue(res, i, 1), key, payload, (size_t)PQgetlength(res, i, 3),
+                                           ids[i], err, sizeof err)
+                               : te_producer_send_raw(r->producer, PQgetvalue(res, i, 1), key, strlen(key),
+                                                      payload, (size_t)PQgetlength(res, i, 3), hdr,
+                                                      (void *)(intptr_t)ids[i], err, sizeof err);
         if (e == TE_OK) continue;
         if (e == TE_ERR_QUEUE_FULL || te_producer_fatal_error(r->producer, NULL, 0) != TE_OK) {
             /* try again later (after the producer was recreated) */
@@ -265,12 +295,6 @@ static void prune_changes(relay_t *r, PGconn *c) {
     PQclear(res);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Waits for a notification, a delivery, or the timeout. */
 static void wait_for_work(relay_t *r, PGconn *c, int timeout_ms) {
     td_pg_wait(c, r->wake[0], timeout_ms);
@@ -283,7 +307,7 @@ static int try_lead(relay_t *r, PGconn *c) {
     if (!got) return 0;
     /* What we ourselves still have in flight must finish before claims are
      * reset, or it would be sent twice; give up the lock if it does not. */
-    if (te_producer_flush(r->producer, 10000) != TE_OK) {
+    if (r->producer && te_producer_flush(r->producer, 10000) != TE_OK) {
         PQclear(PQexec(c, "SELECT pg_advisory_unlock(" RELAY_LOCK ")"));
         return 0;
     }
@@ -322,9 +346,9 @@ static void *relay_main(void *arg) {
     while (!atomic_load(&r->stop)) {
         double t = now_s();
         if (t >= next_kafka) {
-            char err[TE_ERRSTR_SIZE];
-            te_err_t e = te_producer_prepare(r->producer, "task.events", 1000, err, sizeof err);
-            int okk = e == TE_OK;
+            char err[TE_ERRSTR_SIZE] = "the Dapr sidecar does not answer /v1.0/healthz/outbound";
+            int okk = r->dapr ? td_dapr_ok(r->dapr)
+                              : te_producer_prepare(r->producer, "task.events", 1000, err, sizeof err) == TE_OK;
             if (okk != atomic_exchange(&r->kafka_ok, okk))
                 td_logf(okk ? TD_LOG_INFO : TD_LOG_WARN, NULL, okk ? "kafka reachable" : "kafka unreachable: %s", err);
             next_kafka = t + (okk ? 5 : 2);
@@ -354,7 +378,7 @@ static void *relay_main(void *arg) {
                 continue;
             }
         }
-        if (atomic_load(&r->fatal) || te_producer_fatal_error(r->producer, NULL, 0) != TE_OK) {
+        if (r->producer && (atomic_load(&r->fatal) || te_producer_fatal_error(r->producer, NULL, 0) != TE_OK)) {
             if (recreate_producer(r, c) != 0) {
                 wait_for_work(r, NULL, 1000);
                 continue;
@@ -375,17 +399,17 @@ static void *relay_main(void *arg) {
             next_prune = t + 3600;
         }
         if (sent == BATCH) continue; /* more waiting */
-        wait_for_work(r, c, te_producer_outstanding(r->producer) ? 100 : 1000);
+        wait_for_work(r, c, outstanding(r) ? 100 : 1000);
     }
     /* Shutdown: let what was sent be acknowledged, record it, stop. */
-    te_producer_flush(r->producer, 5000);
+    if (r->producer) te_producer_flush(r->producer, 5000);
     if (c && PQstatus(c) == CONNECTION_OK) settle(r, c, leader);
     te_headers_destroy(hdr);
     if (c) PQfinish(c);
     return NULL;
 }
 
-relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, int retention_days,
+relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, td_dapr_t *dapr, int retention_days,
                      char *errstr, size_t errstr_size) {
     relay_t *r = calloc(1, sizeof *r);
     if (!r) {
@@ -405,6 +429,17 @@ relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, int retent
     r->m_parked = td_counter("te_outbox_parked_total", "Outbox events Kafka refused for good (kept, parked_at set)", NULL);
     r->m_leader = td_gauge("te_outbox_relay_active", "1 when this replica's relay holds the lock", NULL);
     atomic_init(&r->kafka_ok, 0);
+    r->dapr = dapr;
+    if (dapr) {
+        if (pipe(r->wake) != 0 || fcntl(r->wake[0], F_SETFL, O_NONBLOCK) != 0 ||
+            fcntl(r->wake[1], F_SETFL, O_NONBLOCK) != 0 || pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+            snprintf(errstr, errstr_size, "cannot start the relay");
+            relay_stop(r);
+            return NULL;
+        }
+        r->started = 1;
+        return r;
+    }
     te_conf_t *conf = te_conf_dup(kafka_conf);
     char size[32];
     size_t sz = sizeof size;
@@ -427,19 +462,20 @@ relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, int retent
         relay_stop(r);
         return NULL;
     }
+    r->started = 1;
     return r;
 }
 
 void relay_stop(relay_t *r) {
     if (!r) return;
-    if (r->producer) {
+    if (r->started) {
         atomic_store(&r->stop, 1);
         char b = 1;
         ssize_t w = write(r->wake[1], &b, 1);
         (void)w;
         pthread_join(r->thread, NULL);
-        te_producer_destroy(r->producer);
     }
+    te_producer_destroy(r->producer);
     if (r->wake[0] >= 0) close(r->wake[0]);
     if (r->wake[1] >= 0) close(r->wake[1]);
     pthread_mutex_destroy(&r->mu);

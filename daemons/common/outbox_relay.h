@@ -13,13 +13,17 @@
 
 typedef struct relay_s relay_t;
 
-/* pg_url and the Kafka conf are copied.  NULL on failure (errstr). */
-/* retention_days: change-log rows older than this are pruned (hourly). */
-relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, int retention_days,
+/* pg_url and the Kafka conf are copied.  With dapr (not NULL; it must
+ * outlive the relay) rows are published through the Dapr sidecar instead
+ * and kafka_conf is not used (docs/dapr.md).  NULL on failure (errstr).
+ * retention_days: change-log rows older than this are pruned (hourly). */
+typedef struct td_dapr_s td_dapr_t;
+relay_t *relay_start(const char *pg_url, const te_conf_t *kafka_conf, td_dapr_t *dapr, int retention_days,
                      char *errstr, size_t errstr_size);
 /* Stops claiming, records what Kafka acknowledged (bounded), stops.  NULL ok. */
 void relay_stop(relay_t *r);
-/* Kafka reachable (metadata answered recently) and the producer healthy. */
+/* Kafka reachable (metadata answered recently) and the producer healthy;
+ * in Dapr mode: the sidecar answered its outbound health check. */
 int relay_kafka_ok(relay_t *r);
 
 #endif

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "metrics.h"
 #include "pg.h"
+#include "dapr.h"
 #include "redis.h"
 
 #include "outbox_relay.h"
@@ -19,6 +20,7 @@
 typedef struct api_s {
     td_pg_pool_t *pool;
     td_redis_t *redis;              /* NULL without TE_REDIS_URL */
+    td_dapr_t *dapr;                /* Dapr mode (docs/dapr.md), else NULL */
     te_jwt_verifier_t *jwt;
     te_conf_t *kafka_conf;          /* librdkafka settings (the relay's producer) */
     relay_t *relay;                 /* NULL with TE_OUTBOX_RELAY=0 */

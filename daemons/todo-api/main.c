@@ -32,7 +32,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     td_log_init("todo-api");
-    const char *pg_url = td_env_str("TE_PG_URL", NULL);
+    int dapr = td_transport_dapr();
+    if (dapr < 0 || (dapr && td_dapr_global_init() != 0)) return 2;
+    const char *pg_url = td_pg_url_from_env();
     if (!pg_url) {
         td_logf(TD_LOG_ERROR, NULL, "TE_PG_URL is required");
         return 2;
@@ -59,9 +61,10 @@ int main(int argc, char **argv) {
     api.idem_ttl = (int)td_env_long_named("TE_IDEMPOTENCY_TTL", 86400, 60, 30 * 86400, &bad);
     int retention = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
     const char *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
-    if (!brokers) td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_BROKERS is required");
-    if (bad || !brokers || !(api.jwt = td_jwt_from_env())) goto out;
-    if (!(api.kafka_conf = td_kafka_conf(brokers, "todo-api"))) goto out;
+    api.dapr = td_dapr_global();
+    if (!brokers && !api.dapr) td_logf(TD_LOG_ERROR, NULL, "TE_KAFKA_BROKERS is required");
+    if (bad || (!brokers && !api.dapr) || !(api.jwt = td_jwt_from_env())) goto out;
+    if (!api.dapr && !(api.kafka_conf = td_kafka_conf(brokers, "todo-api"))) goto out;
     if (td_env_bool("TE_MIGRATE", 1) && td_migrate(pg_url) != 0) goto out;
 
     static const char *const LBL[] = {"route", "method", "status", NULL};
@@ -71,9 +74,15 @@ int main(int argc, char **argv) {
     td_metric_set(td_gauge("te_pg_up", "1 when PostgreSQL answered the last use", NULL), NULL, 1);
     api.pool = td_pg_pool_new(pg_url, (int)threads);
     char err[512];
-    const char *redis_url = td_env_str("TE_REDIS_URL", NULL);
+    int rerr = 0;
+    char *redis_url = td_env_secret_ex("TE_REDIS_URL", &rerr, err, sizeof err);
+    if (rerr) {
+        td_logf(TD_LOG_ERROR, NULL, "%s", err);
+        goto out;
+    }
     if (redis_url) {
         api.redis = td_redis_new(redis_url, (int)threads, err, sizeof err);
+        free(redis_url);
         if (!api.redis) {
             td_logf(TD_LOG_ERROR, NULL, "TE_REDIS_URL: %s", err);
             goto out;
@@ -81,11 +90,12 @@ int main(int argc, char **argv) {
         if (!td_redis_ping(api.redis))
             td_logf(TD_LOG_WARN, NULL, "redis unavailable: serving without idempotency keys and rate limits");
     } else {
-        td_logf(TD_LOG_WARN, NULL, "TE_REDIS_URL not set: no idempotency keys, no rate limit");
+        td_logf(TD_LOG_WARN, NULL, api.dapr ? "TE_REDIS_URL not set: no rate limit (idempotency keys: Dapr state store)"
+                                            : "TE_REDIS_URL not set: no idempotency keys, no rate limit");
     }
     /* The relay starts first: handlers read api.relay (for /readyz). */
     if (td_env_bool("TE_OUTBOX_RELAY", 1) &&
-        !(api.relay = relay_start(pg_url, api.kafka_conf, retention, err, sizeof err))) {
+        !(api.relay = relay_start(pg_url, api.kafka_conf, api.dapr, retention, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "outbox relay: %s", err);
         goto out;
     }

@@ -163,13 +163,30 @@ static void fingerprint(rq_t *rq, char out[65]) {
     hex(md, 32, out);
 }
 
+/* The idempotency records live in Redis, or in Dapr mode in the state
+ * store (docs/dapr.md). */
+static td_idem_rc_t idem_begin(api_t *api, const char *user, const char *key, const char *fp, td_idem_resp_t *out) {
+    return api->dapr ? td_dapr_idem_begin(api->dapr, user, key, fp, api->idem_ttl, out)
+                     : td_redis_idem_begin(api->redis, user, key, fp, api->idem_ttl, out);
+}
+
+static void idem_finish(api_t *api, const char *user, const char *key, const char *fp, const td_idem_resp_t *r) {
+    if (api->dapr) td_dapr_idem_finish(api->dapr, user, key, fp, api->idem_ttl, r);
+    else td_redis_idem_finish(api->redis, user, key, fp, api->idem_ttl, r);
+}
+
+static void idem_abort(api_t *api, const char *user, const char *key) {
+    if (api->dapr) td_dapr_idem_abort(api->dapr, user, key);
+    else td_redis_idem_abort(api->redis, user, key);
+}
+
 /* Runs the handler under the Idempotency-Key protocol (docs/api.md). */
 static void run_idempotent(rq_t *rq, td_http_resp_t *resp, const api_route_t *r, const char *key) {
     char fp[65];
     fingerprint(rq, fp);
     td_idem_resp_t stored = {0};
     api_t *api = rq->api;
-    td_idem_rc_t rc = td_redis_idem_begin(api->redis, rq->user, key, fp, api->idem_ttl, &stored);
+    td_idem_rc_t rc = idem_begin(api, rq->user, key, fp, &stored);
     switch (rc) {
     case TD_IDEM_REPLAY:
         td_http_resp_set(resp, stored.status, stored.content_type && *stored.content_type
@@ -190,7 +207,8 @@ static void run_idempotent(rq_t *rq, td_http_resp_t *resp, const api_route_t *r,
         api_problem(rq, resp, 409, "conflict", "a request with this Idempotency-Key is in progress", NULL);
         return;
     case TD_IDEM_UNAVAILABLE:
-        td_logf(TD_LOG_WARN, rq->trace_id, "redis unavailable: Idempotency-Key not enforced");
+        td_logf(TD_LOG_WARN, rq->trace_id, "%s unavailable: Idempotency-Key not enforced",
+                api->dapr ? "state store" : "redis");
         r->fn(rq, resp);
         return;
     case TD_IDEM_NEW:
@@ -205,9 +223,9 @@ static void run_idempotent(rq_t *rq, td_http_resp_t *resp, const api_route_t *r,
                               .content_type = (char *)resp->content_type,
                               .body = resp->body,
                               .body_len = resp->body_len};
-        td_redis_idem_finish(api->redis, rq->user, key, fp, api->idem_ttl, &out);
+        idem_finish(api, rq->user, key, fp, &out);
     } else {
-        td_redis_idem_abort(api->redis, rq->user, key);
+        idem_abort(api, rq->user, key);
     }
 }
 
@@ -226,6 +244,11 @@ void api_dispatch(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
     const char *method = td_http_method(req), *path = td_http_path(req);
     td_metric_inc(api->m_in_flight, NULL, 1);
 
+    if (api->dapr && strcmp(path, "/dapr/subscribe") == 0) { /* Dapr asks: nothing */
+        td_http_resp_set(resp, 200, "application/json", "[]", 2);
+        td_metric_inc(api->m_in_flight, NULL, -1);
+        return;
+    }
     const api_route_t *route = NULL;
     int path_matched = 0;
     char allow[128] = "";
@@ -279,7 +302,7 @@ void api_dispatch(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
             /* answered */
         } else if (key && write && route->auth) {
             if (!idem_key_ok(key)) api_invalid(&rq, resp, "Idempotency-Key", "must be 1 to 255 printable ASCII characters");
-            else if (api->redis) run_idempotent(&rq, resp, route, key);
+            else if (api->redis || api->dapr) run_idempotent(&rq, resp, route, key);
             else route->fn(&rq, resp);
         } else {
             route->fn(&rq, resp);

@@ -168,8 +168,48 @@ static size_t read_message(char *out, size_t size, size_t n, void *arg) {
     return take;
 }
 
+/* Dapr mode: the SMTP output binding sends it (docs/dapr.md). */
+static int email_binding_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h, const char *title,
+                                 const char *text) {
+    json_object *req = json_object_new_object(), *md = json_object_new_object();
+    json_object_object_add(req, "operation", json_object_new_string("create"));
+    json_object_object_add(req, "data", json_object_new_string(text));
+    json_object_object_add(md, "emailTo", json_object_new_string(d->email));
+    if (cfg->smtp_from) json_object_object_add(md, "emailFrom", json_object_new_string(cfg->smtp_from));
+    char subject[1100];
+    snprintf(subject, sizeof subject, "Reminder: %s", title);
+    one_line(subject);
+    json_object_object_add(md, "subject", json_object_new_string(subject));
+    json_object_object_add(req, "metadata", md);
+    d->message = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+    json_object_put(req);
+    if (!d->message) {
+        snprintf(d->error, sizeof d->error, "out of memory");
+        return -1;
+    }
+    d->message_len = strlen(d->message);
+    d->http = 1;
+    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    hd = curl_slist_append(hd, "Expect:");
+    if (cfg->dapr_token) {
+        char line[512];
+        snprintf(line, sizeof line, "dapr-api-token: %s", cfg->dapr_token);
+        hd = curl_slist_append(hd, line);
+    }
+    d->headers = hd;
+    curl_easy_setopt(h, CURLOPT_URL, cfg->smtp_binding_url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, d->message);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->message_len);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cfg->webhook_timeout_ms);
+    return 0;
+}
+
 static int email_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h) {
-    if (!cfg->smtp_url || !cfg->smtp_from) {
+    if (!cfg->smtp_binding_url && (!cfg->smtp_url || !cfg->smtp_from)) {
         snprintf(d->error, sizeof d->error, "email is not configured (TE_SMTP_URL, TE_SMTP_FROM)");
         return -1;
     }
@@ -181,6 +221,16 @@ static int email_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h) {
     if (ev) json_object_object_get_ex(ev, "data", &data);
     const char *title = json_str(data, "title"), *due = json_str(data, "due_date");
     const char *at = json_str(data, "remind_at"), *task = json_str(data, "task_id");
+    if (cfg->smtp_binding_url) {
+        char t[1024], text[2048];
+        snprintf(t, sizeof t, "%s", title ? title : "");
+        one_line(t);
+        snprintf(text, sizeof text, "Reminder: %s\r\nDue: %s\r\nReminder time: %s\r\nTask: %s\r\n", t,
+                 due ? due : "no due date", at ? at : "", task ? task : "");
+        int rc = email_binding_prepare(cfg, d, h, t, text);
+        json_object_put(ev);
+        return rc;
+    }
     char date[64];
     time_t now = time(NULL);
     struct tm tm;
@@ -234,7 +284,7 @@ static int email_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h) {
 
 static void finish(delivery_t *d, CURL *h, CURLcode code) {
     if (code == CURLE_OK) d->error[0] = '\0';
-    if (code == CURLE_OK && strcmp(d->channel, "webhook") == 0) {
+    if (code == CURLE_OK && (strcmp(d->channel, "webhook") == 0 || d->http)) {
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         d->ok = status >= 200 && status < 300;

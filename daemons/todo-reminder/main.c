@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "dapr.h"
 #include "env.h"
 #include "http.h"
 #include "log.h"
@@ -23,14 +24,13 @@ typedef struct ops_s {
     rem_t *rem;
     scheduler_t *sched;
     td_pg_pool_t *pool;
-    te_consumer_t *consumer;
-    int rem_delivery; /* the consumer runs (TE_REMINDER_DELIVERY) */
+    td_intake_t in;
 } ops_t;
 
 
 static void ops_handler(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
     ops_t *ops = arg;
-    if (td_consumer_ops(req, resp, ops->pool, ops->rem_delivery ? ops->consumer : NULL)) return;
+    if (td_intake_ops(&ops->in, req, resp, ops->pool)) return;
     const char *m = td_http_method(req);
     if (strcmp(td_http_path(req), "/reminder-scheduler") != 0) {
         td_http_resp_set(resp, 404, "application/json", "{\"status\":\"not found\"}", 22);
@@ -71,6 +71,14 @@ static int read_config(rem_config_t *c) {
         td_logf(TD_LOG_ERROR, NULL, "TE_SMTP_PASSWORD_FILE cannot be read");
         bad = 1;
     }
+    td_dapr_t *dapr = td_dapr_global();
+    if (dapr) { /* email through the SMTP output binding */
+        const char *b = td_env_str("TE_DAPR_SMTP_BINDING", "smtp");
+        size_t n = strlen(td_dapr_base(dapr)) + strlen(b) + sizeof "/v1.0/bindings/";
+        if ((c->smtp_binding_url = malloc(n)) != NULL)
+            snprintf(c->smtp_binding_url, n, "%s/v1.0/bindings/%s", td_dapr_base(dapr), b);
+        c->dapr_token = td_dapr_token(dapr);
+    }
     if (c->smtp_url && !c->smtp_from) {
         td_logf(TD_LOG_ERROR, NULL, "TE_SMTP_FROM is required with TE_SMTP_URL");
         bad = 1;
@@ -99,22 +107,21 @@ int main(int argc, char **argv) {
     te_conf_t *conf = NULL;
     td_http_server_t *srv = NULL;
     relay_t *relay = NULL;
-    pthread_t consumer_thread;
-    int consumer_started = 0;
     delivery_pool_t *delivery = NULL;
     char err[TE_ERRSTR_SIZE];
     int retention = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
     int run_scheduler = td_env_bool_checked("TE_REMINDER_SCHEDULER", 1, &bad);
     int run_delivery = td_env_bool_checked("TE_REMINDER_DELIVERY", 1, &bad);
-    ops.rem_delivery = run_delivery;
     if (bad || read_config(&rem.cfg) != 0) goto out;
     if (nonblocking_pipe(rem.stop_pipe) != 0) goto out;
     if (td_env_bool("TE_MIGRATE", 1) && td_migrate(pg_url) != 0) goto out;
-    if (!(conf = td_kafka_conf(brokers, "todo-reminder"))) goto out;
-    if (te_conf_set(conf, "group.id", td_env_str("TE_REMINDER_GROUP", "todo-reminder"), err, sizeof err) != TE_OK ||
-        te_conf_set(conf, "te.max.attempts", "100", err, sizeof err) != TE_OK) {
-        td_logf(TD_LOG_ERROR, NULL, "consumer settings: %s", err);
-        goto out;
+    if (brokers) { /* Kafka mode */
+        if (!(conf = td_kafka_conf(brokers, "todo-reminder"))) goto out;
+        if (te_conf_set(conf, "group.id", td_env_str("TE_REMINDER_GROUP", "todo-reminder"), err, sizeof err) != TE_OK ||
+            te_conf_set(conf, "te.max.attempts", "100", err, sizeof err) != TE_OK) {
+            td_logf(TD_LOG_ERROR, NULL, "consumer settings: %s", err);
+            goto out;
+        }
     }
     static const char *const RESULT[] = {"result", NULL}, *const CH[] = {"channel", NULL},
                              *const CH_RESULT[] = {"channel", "result", NULL};
@@ -126,19 +133,17 @@ int main(int argc, char **argv) {
     rem.m_dlq = td_counter("te_notification_dead_lettered_total", "Deliveries that failed every attempt", CH);
     rem.m_events = td_counter("te_reminder_events_total", "reminder.due events handled, by result", RESULT);
     static const char *const TOPICS[] = {TE_TOPIC_REMINDER_DUE};
-    ops.consumer = te_consumer_new(conf, TOPICS, 1, intake_handle, &rem, err, sizeof err);
-    if (!ops.consumer) {
-        td_logf(TD_LOG_ERROR, NULL, "consumer: %s", err);
+    /* without delivery here, reminder.due is not consumed (another replica's job) */
+    if (run_delivery && td_intake_init(&ops.in, conf, "todo-reminder", TOPICS, 1, intake_handle, &rem, 100) != 0)
         goto out;
-    }
     ops.pool = td_pg_pool_new(pg_url, 1);
-    if (td_env_bool("TE_OUTBOX_RELAY", 1) && !(relay = relay_start(pg_url, conf, retention, err, sizeof err))) {
+    if (td_env_bool("TE_OUTBOX_RELAY", 1) &&
+        !(relay = relay_start(pg_url, conf, td_dapr_global(), retention, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "outbox relay: %s", err);
         goto out;
     }
     if (run_delivery) {
-        if (pthread_create(&consumer_thread, NULL, td_consumer_thread, ops.consumer) != 0) goto out;
-        consumer_started = 1;
+        if (td_intake_start(&ops.in) != 0) goto out;
         if (!(delivery = delivery_start(&rem, err, sizeof err))) {
             td_logf(TD_LOG_ERROR, NULL, "%s", err);
             goto out;
@@ -152,7 +157,7 @@ int main(int argc, char **argv) {
     }
     /* last: its handlers use the parts above (and it stops first) */
     td_http_config_t hc = {.listen = td_env_str("TE_REMINDER_LISTEN", "127.0.0.1:8082"),
-                           .threads = 1, .max_body = 4096, .timeout_s = 30};
+                           .threads = 2, .max_body = 1 << 20, .timeout_s = 30}; /* bodies: Dapr deliveries */
     if (!(srv = td_http_start(&hc, ops_handler, &ops, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "%s", err);
         goto out;
@@ -173,11 +178,7 @@ out:
     td_http_stop(srv);
     scheduler_stop(ops.sched);
     delivery_stop(delivery);
-    if (consumer_started) {
-        te_consumer_stop(ops.consumer);
-        pthread_join(consumer_thread, NULL);
-    }
-    te_consumer_destroy(ops.consumer);
+    td_intake_stop(&ops.in);
     relay_stop(relay);
     td_pg_pool_destroy(ops.pool);
     if (rem.intake_conn) PQfinish(rem.intake_conn);
@@ -186,6 +187,7 @@ out:
         if (rem.stop_pipe[i] >= 0) close(rem.stop_pipe[i]);
     }
     free(rem.cfg.smtp_password);
+    free(rem.cfg.smtp_binding_url);
     channels_global_cleanup();
     if (status == 0) td_logf(TD_LOG_INFO, NULL, "stopped");
     td_metrics_shutdown();

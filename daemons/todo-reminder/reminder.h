@@ -20,6 +20,8 @@ typedef struct rem_config_s {
     int allow_private;
     const char *smtp_url, *smtp_from, *smtp_user;
     char *smtp_password; /* owned (from TE_SMTP_PASSWORD or its _FILE) */
+    char *smtp_binding_url; /* owned; Dapr mode: email through this SMTP output binding */
+    const char *dapr_token; /* Dapr mode: TE_DAPR_API_TOKEN or NULL */
 } rem_config_t;
 
 typedef struct rem_s {
@@ -92,6 +94,7 @@ typedef struct delivery_s {
     char *message;
     size_t message_len, message_off;
     int refused;              /* the webhook address was not allowed */
+    int http;                 /* an HTTP request (webhook, Dapr binding): 2xx = sent */
 } delivery_t;
 
 /* Sends the deliveries d[0..n), up to 16 at a time (webhooks and emails

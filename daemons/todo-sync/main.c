@@ -11,6 +11,7 @@
 #include <uuid/uuid.h>
 
 #include "daemon.h"
+#include "dapr.h"
 #include "env.h"
 #include "log.h"
 #include "sync.h"
@@ -27,6 +28,14 @@ static void *server_main(void *arg) {
     r->rc = server_run(r->s, r->listen, r->ping_s, r->pong_s);
     if (r->rc != 0) kill(getpid(), SIGTERM);
     return NULL;
+}
+
+/* Dapr mode: the deliveries on TE_SYNC_DAPR_LISTEN (health and metrics
+ * stay on TE_SYNC_LISTEN). */
+static void dapr_routes(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
+    td_intake_t *in = arg;
+    if (!td_dapr_app_serve(in->app, req, resp))
+        td_http_resp_set(resp, 404, "application/json", "{\"status\":\"not found\"}", 23);
 }
 
 int main(int argc, char **argv) {
@@ -69,11 +78,13 @@ int main(int argc, char **argv) {
         bad = 1;
     }
     te_conf_t *conf = NULL;
-    pthread_t consumer_thread, catchup_thread, server_thread;
-    int consumer_started = 0, catchup_started = 0, server_started = 0;
+    td_intake_t in = {0};
+    td_http_server_t *dapr_srv = NULL;
+    pthread_t catchup_thread, server_thread;
+    int catchup_started = 0, server_started = 0;
     char err[TE_ERRSTR_SIZE];
     if (bad || !(s.jwt = td_jwt_from_env())) goto out;
-    if (!(conf = td_kafka_conf(brokers, "todo-sync"))) goto out;
+    if (brokers && !(conf = td_kafka_conf(brokers, "todo-sync"))) goto out;
     /* a group of its own per replica: every replica sees every event */
     char group[64];
     uuid_t u;
@@ -82,9 +93,9 @@ int main(int argc, char **argv) {
     uuid_unparse_lower(u, us);
     snprintf(group, sizeof group, "todo-sync-%.8s", us);
     const char *g = td_env_str("TE_SYNC_GROUP", group);
-    if (te_conf_set(conf, "group.id", g, err, sizeof err) != TE_OK ||
-        (!td_env_str("TE_RDKAFKA_AUTO_OFFSET_RESET", NULL) &&
-         te_conf_set(conf, "auto.offset.reset", "latest", err, sizeof err) != TE_OK)) {
+    if (conf && (te_conf_set(conf, "group.id", g, err, sizeof err) != TE_OK ||
+                 (!td_env_str("TE_RDKAFKA_AUTO_OFFSET_RESET", NULL) &&
+                  te_conf_set(conf, "auto.offset.reset", "latest", err, sizeof err) != TE_OK))) {
         td_logf(TD_LOG_ERROR, NULL, "consumer settings: %s", err);
         goto out;
     }
@@ -98,29 +109,31 @@ int main(int argc, char **argv) {
     s.m_catchup = td_counter("te_sync_catchup_total", "Catch-ups from the change log, by result", RESULT);
     td_metric_set(s.m_conns, NULL, 0);
     static const char *const TOPICS[] = {TE_TOPIC_SYNC_EVENTS, TE_TOPIC_NOTIFICATION_SEND};
-    s.consumer = te_consumer_new(conf, TOPICS, 2, feed_handle, &s, err, sizeof err);
-    if (!s.consumer) {
-        td_logf(TD_LOG_ERROR, NULL, "consumer: %s", err);
-        goto out;
+    if (td_intake_init(&in, conf, "todo-sync", TOPICS, 2, feed_handle, &s, 3) != 0) goto out;
+    s.consumer = in.consumer;
+    if (in.app) { /* Dapr mode: the sidecar delivers to a port of its own */
+        td_http_config_t hc = {.listen = td_env_str("TE_SYNC_DAPR_LISTEN", "127.0.0.1:8084"),
+                               .threads = 2, .max_body = 1 << 20, .timeout_s = 30};
+        if (!(dapr_srv = td_http_start(&hc, dapr_routes, &in, err, sizeof err))) {
+            td_logf(TD_LOG_ERROR, NULL, "TE_SYNC_DAPR_LISTEN: %s", err);
+            goto out;
+        }
     }
     atomic_store(&s.pg_ok, 1);
     if (pthread_create(&catchup_thread, NULL, catchup_main, &s) != 0) goto out;
     catchup_started = 1;
     if (pthread_create(&server_thread, NULL, server_main, &run) != 0) goto out;
     server_started = 1;
-    if (pthread_create(&consumer_thread, NULL, td_consumer_thread, s.consumer) != 0) goto out;
-    consumer_started = 1;
-    td_logf(TD_LOG_INFO, NULL, "todo-sync: consumer group %s", g);
+    if (td_intake_start(&in) != 0) goto out;
+    if (in.consumer) td_logf(TD_LOG_INFO, NULL, "todo-sync: consumer group %s", g);
     int sig = 0;
     sigwait(&sigs, &sig);
     td_logf(TD_LOG_INFO, NULL, "signal %d: shutting down", sig);
     status = run.rc == 0 ? 0 : 1;
 out:
     atomic_store(&s.stopping, 1);
-    if (consumer_started) {
-        te_consumer_stop(s.consumer);
-        pthread_join(consumer_thread, NULL);
-    }
+    td_http_stop(dapr_srv);
+    td_intake_stop(&in); /* nothing feeds the server after this */
     server_wake(&s);
     if (server_started) pthread_join(server_thread, NULL);
     pthread_mutex_lock(&s.mu);
@@ -139,7 +152,6 @@ out:
         catchup_free(s.done_head);
         s.done_head = n;
     }
-    te_consumer_destroy(s.consumer);
     te_conf_destroy(conf);
     te_jwt_verifier_destroy(s.jwt);
     if (status == 0) td_logf(TD_LOG_INFO, NULL, "stopped");

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "dapr.h"
 #include "env.h"
 #include "http.h"
 #include "log.h"
@@ -21,13 +22,13 @@
 
 typedef struct ops_s {
     td_pg_pool_t *pool;      /* for /readyz */
-    te_consumer_t *consumer;
+    td_intake_t in;
     relay_t *relay;
 } ops_t;
 
 static void ops_handler(td_http_req_t *req, td_http_resp_t *resp, void *arg) {
     ops_t *ops = arg;
-    if (!td_consumer_ops(req, resp, ops->pool, ops->consumer))
+    if (!td_intake_ops(&ops->in, req, resp, ops->pool))
         td_http_resp_set(resp, 404, "application/json", "{\"status\":\"not found\"}", 23);
 }
 
@@ -43,24 +44,22 @@ int main(int argc, char **argv) {
     ops_t ops = {0};
     te_conf_t *conf = NULL;
     td_http_server_t *srv = NULL;
-    pthread_t consumer_thread;
-    int consumer_started = 0;
     char err[TE_ERRSTR_SIZE];
     int bad = 0;
     int retention = (int)td_env_long_named("TE_SYNC_RETENTION_DAYS", 7, 1, 3650, &bad);
     if (bad) goto out;
     if (td_env_bool("TE_MIGRATE", 1) && td_migrate(pg_url) != 0) goto out;
-    if (!(conf = td_kafka_conf(brokers, "todo-worker"))) goto out;
-    if (te_conf_set(conf, "group.id", td_env_str("TE_WORKER_GROUP", "todo-worker"), err, sizeof err) != TE_OK) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_WORKER_GROUP: %s", err);
-        goto out;
-    }
-    /* A failure the handler calls transient (RETRY: the database is down)
-     * is retried for about a quarter of an hour (back-off up to 10 s)
-     * before the record is dead-lettered with the reason. */
-    if (te_conf_set(conf, "te.max.attempts", "100", err, sizeof err) != TE_OK) {
-        td_logf(TD_LOG_ERROR, NULL, "te.max.attempts: %s", err);
-        goto out;
+    /* Kafka mode (brokers set): a failure the handler calls transient
+     * (RETRY: the database is down) is retried for about a quarter of an
+     * hour (back-off up to 10 s) before the record is dead-lettered with
+     * the reason.  Dapr mode: 100 deliveries of the same event id. */
+    if (brokers) {
+        if (!(conf = td_kafka_conf(brokers, "todo-worker"))) goto out;
+        if (te_conf_set(conf, "group.id", td_env_str("TE_WORKER_GROUP", "todo-worker"), err, sizeof err) != TE_OK ||
+            te_conf_set(conf, "te.max.attempts", "100", err, sizeof err) != TE_OK) {
+            td_logf(TD_LOG_ERROR, NULL, "consumer settings: %s", err);
+            goto out;
+        }
     }
     static const char *const EV_LBL[] = {"type", "result", NULL};
     static const char *const PART_LBL[] = {"partition", NULL};
@@ -69,24 +68,20 @@ int main(int argc, char **argv) {
                             "Completion event time to the next occurrence committed", NULL, NULL, 0);
     w.m_lag = td_gauge("te_worker_lag_seconds", "Age of the last record handled, per partition", PART_LBL);
     static const char *const TOPICS[] = {"task.events"};
-    ops.consumer = te_consumer_new(conf, TOPICS, 1, worker_handle, &w, err, sizeof err);
-    if (!ops.consumer) {
-        td_logf(TD_LOG_ERROR, NULL, "consumer: %s", err);
-        goto out;
-    }
+    if (td_intake_init(&ops.in, conf, "todo-worker", TOPICS, 1, worker_handle, &w, 100) != 0) goto out;
     ops.pool = td_pg_pool_new(pg_url, 1);
-    if (td_env_bool("TE_OUTBOX_RELAY", 1) && !(ops.relay = relay_start(pg_url, conf, retention, err, sizeof err))) {
+    if (td_env_bool("TE_OUTBOX_RELAY", 1) &&
+        !(ops.relay = relay_start(pg_url, conf, td_dapr_global(), retention, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "outbox relay: %s", err);
         goto out;
     }
     td_http_config_t hc = {.listen = td_env_str("TE_WORKER_LISTEN", "127.0.0.1:8081"),
-                           .threads = 1, .max_body = 1024, .timeout_s = 30};
+                           .threads = 2, .max_body = 1 << 20, .timeout_s = 30}; /* bodies: Dapr deliveries */
     if (!(srv = td_http_start(&hc, ops_handler, &ops, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "%s", err);
         goto out;
     }
-    if (pthread_create(&consumer_thread, NULL, td_consumer_thread, ops.consumer) != 0) goto out;
-    consumer_started = 1;
+    if (td_intake_start(&ops.in) != 0) goto out;
     td_logf(TD_LOG_INFO, NULL, "todo-worker serving on %s (group %s)", hc.listen,
             td_env_str("TE_WORKER_GROUP", "todo-worker"));
     int sig = 0;
@@ -95,12 +90,8 @@ int main(int argc, char **argv) {
     status = 0;
 out:
     atomic_store(&w.stopping, 1);
-    if (consumer_started) {
-        te_consumer_stop(ops.consumer);
-        pthread_join(consumer_thread, NULL);
-    }
-    td_http_stop(srv);
-    te_consumer_destroy(ops.consumer);
+    td_http_stop(srv); /* first: it runs Dapr deliveries */
+    td_intake_stop(&ops.in);
     relay_stop(ops.relay);
     td_pg_pool_destroy(ops.pool);
     if (w.conn) PQfinish(w.conn);
