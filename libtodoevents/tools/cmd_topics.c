@@ -20,6 +20,27 @@ te_conf_t *todoctl_kafka_conf_new(void) {
     const char *b = getenv("TE_KAFKA_BROKERS");
     if (b && *b)
         te_conf_set(c, "bootstrap.servers", b, NULL, 0);
+    /* TE_RDKAFKA_<PROPERTY>, as the daemons read them (a Kubernetes Job
+     * passes SASL/TLS settings this way): TE_RDKAFKA_SASL_MECHANISM ->
+     * sasl.mechanism.  Options on the command line come later and win. */
+    extern char **environ;
+    static const char prefix[] = "TE_RDKAFKA_";
+    for (char **e = environ; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (strncmp(*e, prefix, sizeof prefix - 1) != 0 || !eq || !eq[1])
+            continue;
+        char key[256];
+        size_t n = 0;
+        for (const char *p = *e + sizeof prefix - 1; p < eq && n + 1 < sizeof key; p++)
+            key[n++] = *p == '_' ? '.' : (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+        key[n] = '\0';
+        char err[TE_ERRSTR_SIZE];
+        if (n == 0 || te_conf_set(c, key, eq + 1, err, sizeof err) != TE_OK) {
+            fprintf(stderr, "todoctl: %.*s: %s\n", (int)(eq - *e), *e, n ? err : "no property name");
+            te_conf_destroy(c);
+            exit(TODOCTL_USAGE);
+        }
+    }
     return c;
 }
 

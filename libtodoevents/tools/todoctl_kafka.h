@@ -21,6 +21,8 @@ int todoctl_kafka_ready(const te_conf_t *conf, const char *cmd);
 #define TODOCTL_KAFKA_OPTIONS_HELP                                                        \
     "  --brokers HOST:PORT[,...]  Kafka bootstrap servers (default: $TE_KAFKA_BROKERS)\n" \
     "  -X KEY=VALUE               a librdkafka property or te.* key, e.g.\n"             \
-    "                             -X security.protocol=SASL_SSL (repeatable)\n"
+    "                             -X security.protocol=SASL_SSL (repeatable); also\n"   \
+    "                             from TE_RDKAFKA_<PROPERTY> variables, e.g.\n"          \
+    "                             TE_RDKAFKA_SASL_MECHANISM=SCRAM-SHA-512\n"
 
 #endif
