@@ -198,6 +198,7 @@ static te_err_t send_dapr(relay_t *r, const char *topic, const char *key, const 
         return TE_ERR_QUEUE_FULL;
     }
     td_metric_observe(r->m_delivery, NULL, now_s() - t0);
+    td_metric_inc(r->m_published, NULL, 1);
     pthread_mutex_lock(&r->mu);
     idlist_push(&r->done, id);
     pthread_mutex_unlock(&r->mu);
