@@ -17,6 +17,8 @@ TE_PACKAGES=(
   libmicrohttpd-dev libpq-dev libhiredis-dev libcurl4-openssl-dev  # daemons
   python3 openssl  # API tests (Python standard library; RS256/ES256 tokens signed with the openssl CLI)
   python3-aiosmtpd python3-websockets  # the reminder tests' SMTP server; the sync tests' WebSocket clients
+  libwebsockets-dev  # todo-sync
+  python3-yaml  # the deployment checks (Dapr components, alert rules)
 )
 
 # Installs whatever of TE_PACKAGES is missing (apt-get; root or sudo).
@@ -42,4 +44,36 @@ configure_build() {
       || die "cmake configure failed for $dir"
   fi
   cmake --build "$dir" -j "$(nproc)" || die "build failed in $dir"
+}
+
+# The Go-built test tools (helm + the manifest validator: scripts/deploy-tools;
+# daprd: scripts/daprd), cached outside the tree.  go_tools_start builds them
+# in the background (niced: it overlaps the C build); go_tools_wait waits and
+# fails with the log when a build failed.
+go_tools_start() {
+  mkdir -p "$TE_ROOT/.run"
+  GO_TOOLS_LOG="$TE_ROOT/.run/go-tools.log"
+  : >"$GO_TOOLS_LOG"
+  if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+    export PATH="$PATH:/usr/local/go/bin"
+  fi
+  command -v go >/dev/null 2>&1 || die "Go is needed to build helm and daprd for the deployment tests"
+  (
+    set -e
+    for t in deploy-tools daprd; do
+      [ -x "$TE_ROOT/scripts/$t" ] || continue
+      echo "== scripts/$t"
+      nice -n 10 "$TE_ROOT/scripts/$t"
+    done
+  ) >>"$GO_TOOLS_LOG" 2>&1 &
+  GO_TOOLS_PID=$!
+}
+go_tools_wait() {
+  [ -n "${GO_TOOLS_PID:-}" ] || return 0
+  if ! wait "$GO_TOOLS_PID"; then
+    tail -40 "$GO_TOOLS_LOG" >&2
+    die "building the Go test tools failed (log: $GO_TOOLS_LOG)"
+  fi
+  GO_TOOLS_PID=
+  log "Go test tools ready ($(grep -c '^== ' "$GO_TOOLS_LOG") built or cached)"
 }

@@ -160,9 +160,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg) {
     return len;
 }
 
-int td_dapr_call(td_dapr_t *d, const char *method, const char *path, const char *ctype,
-                 const char *body, size_t len, const char *if_match, char **out, size_t *out_len,
-                 char **etag, char *errstr, size_t errstr_size) {
+/* td_dapr_call() with one more header line ("Name: value", NULL = none). */
+static int call(td_dapr_t *d, const char *method, const char *path, const char *ctype, const char *body, size_t len,
+                const char *if_match, const char *extra, char **out, size_t *out_len, char **etag, char *errstr,
+                size_t errstr_size) {
     if (out) *out = NULL;
     if (out_len) *out_len = 0;
     if (etag) *etag = NULL;
@@ -189,6 +190,7 @@ int td_dapr_call(td_dapr_t *d, const char *method, const char *path, const char 
         snprintf(line, sizeof line, "If-Match: %s", if_match);
         hdr = curl_slist_append(hdr, line);
     }
+    if (extra) hdr = curl_slist_append(hdr, extra);
     buf_t b = {0};
     CURL *c = h->h;
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -236,6 +238,11 @@ int td_dapr_call(td_dapr_t *d, const char *method, const char *path, const char 
     return status;
 }
 
+int td_dapr_call(td_dapr_t *d, const char *method, const char *path, const char *ctype, const char *body, size_t len,
+                 const char *if_match, char **out, size_t *out_len, char **etag, char *errstr, size_t errstr_size) {
+    return call(d, method, path, ctype, body, len, if_match, NULL, out, out_len, etag, errstr, errstr_size);
+}
+
 static char *escape(const char *s) {
     char *e = curl_easy_escape(NULL, s, 0);
     char *r = e ? strdup(e) : NULL;
@@ -261,9 +268,17 @@ int td_dapr_publish(td_dapr_t *d, const char *topic, const char *key, const char
         return -1;
     }
     free(et), free(ek);
+    /* the event's trace as the request's: daprd otherwise replaces the
+     * event's traceparent with a trace of its own */
+    char tp[128] = "";
+    json_object *ev = json_tokener_parse(event_json), *v = NULL;
+    if (ev && json_object_object_get_ex(ev, "traceparent", &v) && json_object_is_type(v, json_type_string) &&
+        json_object_get_string_len(v) < 100)
+        snprintf(tp, sizeof tp, "traceparent: %s", json_object_get_string(v));
+    json_object_put(ev);
     char *ans = NULL;
-    int st = td_dapr_call(d, "POST", path, "application/cloudevents+json", event_json, len, NULL, &ans, NULL,
-                          NULL, errstr, errstr_size);
+    int st = call(d, "POST", path, "application/cloudevents+json", event_json, len, NULL, tp[0] ? tp : NULL, &ans,
+                  NULL, NULL, errstr, errstr_size);
     if (st == 204 || st == 200) {
         free(ans);
         return 0;
@@ -639,8 +654,8 @@ static void forget_attempts(td_dapr_app_t *a, const char *id) {
 }
 
 /* Publishes the dead-letter record of a delivery.  0 or -1. */
-static int dead_letter(td_dapr_app_t *a, const char *topic, const te_event_t *ev, const char *body, size_t len,
-                       const char *error, int attempts) {
+static int dead_letter(td_dapr_app_t *a, const char *topic, const te_event_t *ev, const char *rec_key,
+                       const char *body, size_t len, const char *error, int attempts) {
     json_object *data = json_object_new_object();
     json_object *orig = NULL;
     if (ev) {
@@ -657,7 +672,8 @@ static int dead_letter(td_dapr_app_t *a, const char *topic, const te_event_t *ev
     json_object_object_add(data, "attempt_count", json_object_new_int(attempts));
     json_object_object_add(data, "last_attempt_at", json_object_new_string(when));
     json_object_object_add(data, "consumer_group", json_object_new_string(a->source));
-    const char *key = ev ? te_event_get_string(ev, "partitionkey") : NULL;
+    /* keyed like the record (Kafka mode keys dead letters by the record key) */
+    const char *key = rec_key && rec_key[0] ? rec_key : ev ? te_event_get_string(ev, "partitionkey") : NULL;
     char err[TE_ERRSTR_SIZE];
     char *js = td_event_json(TE_EVENT_NOTIFICATION_DLQ, a->source, NULL, key ? key : "unknown",
                              ev ? te_event_get_string(ev, "traceparent") : NULL, data, err, sizeof err);
@@ -713,7 +729,9 @@ static void deliver(td_dapr_app_t *a, const td_dapr_sub_t *sub, td_http_req_t *r
         char why[TE_ERRSTR_SIZE + 32];
         snprintf(why, sizeof why, "invalid CloudEvent: %s", err);
         td_logf(TD_LOG_WARN, NULL, "dapr delivery on %s: %s", sub->topic, why);
-        answer(resp, dead_letter(a, sub->topic, NULL, body, len, why, 1) == 0 ? "SUCCESS" : "RETRY");
+        answer(resp, dead_letter(a, sub->topic, NULL, td_http_header(req, "__key"), body, len, why, 1) == 0
+                         ? "SUCCESS"
+                         : "RETRY");
         return;
     }
     const char *key = te_event_get_string(ev, "partitionkey");
@@ -742,7 +760,7 @@ static void deliver(td_dapr_app_t *a, const td_dapr_sub_t *sub, td_http_req_t *r
                 rec.attempt, err);
         answer(resp, "RETRY");
     } else {
-        int ok = dead_letter(a, sub->topic, ev, body, len, err, rec.attempt) == 0;
+        int ok = dead_letter(a, sub->topic, ev, td_http_header(req, "__key"), body, len, err, rec.attempt) == 0;
         if (ok) {
             pthread_mutex_lock(&a->mu);
             forget_attempts(a, id);
@@ -768,7 +786,7 @@ int td_dapr_app_serve(td_dapr_app_t *a, td_http_req_t *req, td_http_resp_t *resp
         if (strcmp(a->subs[i].topic, topic) != 0) continue;
         if (strcmp(method, "POST") != 0) td_http_resp_set(resp, 405, "application/json", "{}", 2);
         else if (td_http_body_too_large(req)) /* Dapr would resend it forever: record it */
-            answer(resp, dead_letter(a, topic, NULL, "(body larger than the app's limit)", 34,
+            answer(resp, dead_letter(a, topic, NULL, td_http_header(req, "__key"), "(body larger than the app's limit)", 34,
                                      "event larger than the app's body limit", 1) == 0
                              ? "SUCCESS"
                              : "RETRY");

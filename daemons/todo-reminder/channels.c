@@ -168,12 +168,31 @@ static size_t read_message(char *out, size_t size, size_t n, void *arg) {
     return take;
 }
 
+/* text as HTML: the SMTP binding (components-contrib bindings.smtp) sends
+ * its data as the text/html part, so markup in a title must be escaped and
+ * line breaks become <br>.  malloc'd. */
+static char *text_to_html(const char *t) {
+    size_t cap = strlen(t) * 6 + 1, n = 0;
+    char *o = malloc(cap);
+    for (; o && *t; t++) {
+        const char *rep = *t == '<' ? "&lt;" : *t == '>' ? "&gt;" : *t == '&' ? "&amp;" : *t == '"' ? "&quot;"
+                        : *t == '\n' ? "<br>\n" : NULL;
+        if (*t == '\r') continue;
+        if (rep) n += (size_t)snprintf(o + n, cap - n, "%s", rep);
+        else o[n++] = *t;
+    }
+    if (o) o[n] = '\0';
+    return o;
+}
+
 /* Dapr mode: the SMTP output binding sends it (docs/dapr.md). */
 static int email_binding_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h, const char *title,
                                  const char *text) {
     json_object *req = json_object_new_object(), *md = json_object_new_object();
     json_object_object_add(req, "operation", json_object_new_string("create"));
-    json_object_object_add(req, "data", json_object_new_string(text));
+    char *body = text_to_html(text);
+    json_object_object_add(req, "data", json_object_new_string(body ? body : ""));
+    free(body);
     json_object_object_add(md, "emailTo", json_object_new_string(d->email));
     if (cfg->smtp_from) json_object_object_add(md, "emailFrom", json_object_new_string(cfg->smtp_from));
     char subject[1100];
