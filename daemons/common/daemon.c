@@ -117,6 +117,14 @@ char *td_event_json(const char *type, const char *source, const char *id, const 
     return e == TE_OK ? out : NULL;
 }
 
+void td_consumer_lag_metric(te_consumer_t *consumer) {
+    int64_t lag = te_consumer_lag(consumer);
+    if (lag >= 0)
+        td_metric_set(td_gauge("te_consumer_lag_records",
+                               "Records on the assigned partitions not yet taken from Kafka", NULL),
+                      NULL, (double)lag);
+}
+
 static void ops_respond(td_http_resp_t *resp, int status, const char *body) {
     td_http_resp_set(resp, status, "application/json", body, strlen(body));
 }
@@ -160,6 +168,7 @@ int td_consumer_ops(td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool
         for (size_t i = 0; consumer && i < sizeof C / sizeof C[0]; i++) /* Dapr mode counts itself */
             td_metric_set(td_counter(C[i].name, C[i].help, NULL), NULL,
                           (double)*(const uint64_t *)((const char *)&st + C[i].off));
+        if (consumer) td_consumer_lag_metric(consumer);
         size_t len = 0;
         char *text = td_metrics_render(&len);
         resp->status = text ? 200 : 500;

@@ -86,6 +86,10 @@ int td_intake_ops(td_intake_t *in, td_http_req_t *req, td_http_resp_t *resp, td_
  * missing setting. */
 te_jwt_verifier_t *td_jwt_from_env(void);
 
+/* Sets the gauge te_consumer_lag_records from te_consumer_lag() (left as
+ * it was while the lag is unknown). */
+void td_consumer_lag_metric(te_consumer_t *consumer);
+
 /* The operations routes of a daemon built around a consumer: /healthz,
  * /readyz (PostgreSQL answers, partitions assigned), /metrics (with the
  * consumer's counters; consumer NULL: none).  1 when path was one of them (answered), 0 when

@@ -941,6 +941,32 @@ void te_consumer_stats(const te_consumer_t *cc, te_consumer_stats_t *out) {
     out->commits = atomic_load(&c->st_commits);
 }
 
+int64_t te_consumer_lag(const te_consumer_t *c) {
+    if (!c || !c->rk)
+        return -1;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
+        return -1;
+    int64_t lag = -1;
+    /* positions are local, watermarks those of the last fetch: no broker call */
+    if (parts->cnt > 0 && rd_kafka_position(c->rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        lag = 0;
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *p = &parts->elems[i];
+            int64_t lo = 0, hi = 0;
+            if (p->offset < 0 ||
+                rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) !=
+                    RD_KAFKA_RESP_ERR_NO_ERROR ||
+                hi < 0)
+                continue; /* nothing fetched there yet */
+            if (hi > p->offset)
+                lag += hi - p->offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return lag;
+}
+
 void te_consumer_destroy(te_consumer_t *c) {
     if (!c)
         return;

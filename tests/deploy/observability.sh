@@ -257,7 +257,8 @@ REQUIRED_PANELS = {
     "API latency p95": ["histogram_quantile(0.95", "te_http_request_duration_seconds_bucket"],
     "API request rate by route": ["te_http_request_duration_seconds_count", "route"],
     "API 5xx error rate by route": ["te_http_request_duration_seconds_count", "5.."],
-    "Kafka consumer lag": ["te_worker_lag_seconds"],
+    "Kafka consumer lag": ["te_consumer_lag_records"],
+    "Kafka consumer delay (time)": ["te_worker_lag_seconds"],
     "Consumer dead-letters and retries": ["te_consumer_dead_lettered_total", "te_consumer_retries_total"],
     "Outbox backlog": ["te_outbox_backlog"],
     "Reminder lateness p50 / p99": ["histogram_quantile(0.50", "histogram_quantile(0.99", "te_reminder_lateness_seconds_bucket"],
@@ -325,7 +326,8 @@ check(alerts and all(
     for r in alerts.values()), "every alert (%d) has for, labels.severity and annotations.summary" % len(alerts))
 
 REQUIRED_ALERTS = {
-    "TodoConsumerLagHigh": ["te_worker_lag_seconds"],
+    "TodoConsumerLagHigh": ["te_consumer_lag_records"],
+    "TodoWorkerBehind": ["te_worker_lag_seconds"],
     "TodoApiHighErrorRate": ["te_http_request_duration_seconds_count", "5..", "0.01"],
     "TodoConsumerDeadLetters": ["te_consumer_dead_lettered_total"],
     "TodoNotificationDeadLetters": ["te_notification_dead_lettered_total"],

@@ -1185,6 +1185,77 @@ END_TEST
 
 /* ---- suite ----------------------------------------------------------------------------------------- */
 
+/* te_consumer_lag(): unknown before and after running; while the handler
+ * holds the last record of a first batch, a second batch produced meanwhile
+ * shows as exactly that many records behind; 0 once everything was taken. */
+typedef struct lag_s {
+    te_consumer_t *c;
+    te_conf_t *pconf;
+    const char *topic;
+    int n;
+    int64_t lag_first_batch_end, lag_behind, lag_at_end;
+} lag_t;
+
+static te_handler_result_t lag_handler(const te_event_t *ev, const te_record_t *rec, void *opaque,
+                                       char *errstr, size_t errstr_size) {
+    (void)ev, (void)rec, (void)errstr, (void)errstr_size;
+    lag_t *l = opaque;
+    l->n++;
+    if (l->n == 10) {
+        l->lag_first_batch_end = te_consumer_lag(l->c);
+        te_event_t *evs[10];
+        for (int i = 0; i < 10; i++)
+            evs[i] = test_event("lag-user", 100 + i, 0);
+        produce_events(l->pconf, l->topic, evs, 10, NULL);
+        for (int i = 0; i < 10; i++)
+            te_event_destroy(evs[i]);
+        /* the background fetcher learns the new high watermark */
+        int64_t deadline = te__mono_us() + 10 * 1000000;
+        while ((l->lag_behind = te_consumer_lag(l->c)) < 10 && te__mono_us() < deadline)
+            usleep(20000);
+    }
+    if (l->n == 20) {
+        l->lag_at_end = te_consumer_lag(l->c);
+        te_consumer_stop(l->c);
+    }
+    return TE_HANDLER_OK;
+}
+
+START_TEST(consumer_lag) {
+    char *topic = make_topic("lag", 1);
+    te_conf_t *pc = conf_new();
+    te_event_t *evs[10];
+    for (int i = 0; i < 10; i++)
+        evs[i] = test_event("lag-user", i, 0);
+    produce_events(pc, topic, evs, 10, NULL);
+    for (int i = 0; i < 10; i++)
+        te_event_destroy(evs[i]);
+    te_conf_t *cc = consumer_conf(NULL);
+    lag_t l = {.pconf = pc, .topic = topic, .lag_first_batch_end = -2, .lag_behind = -2, .lag_at_end = -2};
+    const char *topics[] = {topic};
+    char e[TE_ERRSTR_SIZE] = "";
+    l.c = te_consumer_new(cc, topics, 1, lag_handler, &l, e, sizeof e);
+    ck_assert_msg(l.c != NULL, "consumer: %s", e);
+    ck_assert_int_eq(te_consumer_lag(l.c), -1); /* nothing assigned yet */
+    watch_t w = {.c = l.c, .timeout_ms = 60000};
+    atomic_init(&w.done, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, watchdog, &w);
+    ck_assert_int_eq(te_consumer_run(l.c, e, sizeof e), TE_OK);
+    atomic_store(&w.done, 1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(l.n, 20);
+    ck_assert_int_eq(l.lag_first_batch_end, 0);
+    ck_assert_int_eq(l.lag_behind, 10);
+    ck_assert_int_eq(l.lag_at_end, 0);
+    ck_assert_int_eq(te_consumer_lag(l.c), -1); /* closed */
+    ck_assert_int_eq(te_consumer_lag(NULL), -1);
+    te_consumer_destroy(l.c);
+    te_conf_destroy(cc);
+    te_conf_destroy(pc);
+}
+END_TEST
+
 static Suite *suite(void) {
     const it_test_t tests[] = {
         {"conf", conf_errors},
@@ -1202,6 +1273,7 @@ static Suite *suite(void) {
         {"fatal", producer_refusals_and_fatal},
         {"topics_twice", topics_ensure_twice_is_noop},
         {"topics_differ", topics_ensure_reports_differences},
+        {"lag", consumer_lag},
     };
     return it_suite("kafka", tests, sizeof tests / sizeof tests[0], 120, setup, teardown);
 }

@@ -331,6 +331,13 @@ typedef struct te_consumer_stats_s {
 
 TE_API void te_consumer_stats(const te_consumer_t *c, te_consumer_stats_t *out);
 
+/* Records on the assigned partitions not yet taken from the broker: the
+ * sum over partitions of high watermark minus the consumer's position, as
+ * of the last fetch (no broker round-trip; partitions not fetched yet are
+ * left out).  -1 when unknown (nothing assigned, not running, NULL).  Any
+ * thread, while the consumer exists. */
+TE_API int64_t te_consumer_lag(const te_consumer_t *c);
+
 /* Frees the consumer.  If te_consumer_run() never ran, or is not running,
  * the Kafka consumer is closed first (leaving the group, committing what
  * was stored).  Must not be called while te_consumer_run() runs.  NULL is
