@@ -185,9 +185,9 @@ te_jwt_verifier_t *td_jwt_from_env(void) {
     char err[TE_ERRSTR_SIZE];
     int ferr = 0, configured = 0;
     if (te_jwt_verifier_new(&v) != TE_OK) return NULL;
-    char *secret = td_env_secret("TE_JWT_SECRET", &ferr);
+    char *secret = td_env_secret_ex("TE_JWT_SECRET", &ferr, err, sizeof err);
     if (ferr) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_JWT_SECRET_FILE cannot be read");
+        td_logf(TD_LOG_ERROR, NULL, "%s", err);
         goto fail;
     }
     if (secret) {
@@ -252,6 +252,10 @@ int td_daemon_init(int argc, char **argv, const char *name, const char *doc, con
     if (dapr < 0 || (dapr && td_dapr_global_init() != 0)) return 2;
     *pg_url = td_pg_url_from_env();
     *brokers = td_env_str("TE_KAFKA_BROKERS", NULL);
+    if (dapr && *brokers) { /* the sidecar consumes: no Kafka consumer besides */
+        td_logf(TD_LOG_WARN, NULL, "TE_KAFKA_BROKERS is ignored with TE_TRANSPORT=dapr");
+        *brokers = NULL;
+    }
     if (!*pg_url || (!*brokers && !dapr)) {
         td_logf(TD_LOG_ERROR, NULL, dapr ? "TE_PG_URL is required" : "TE_PG_URL and TE_KAFKA_BROKERS are required");
         return 2;
@@ -275,7 +279,9 @@ int td_intake_init(td_intake_t *in, const te_conf_t *conf, const char *source, c
         td_dapr_sub_t subs[8];
         for (size_t i = 0; i < count && i < 8; i++)
             subs[i] = (td_dapr_sub_t){.topic = topics[i], .handler = handler, .opaque = opaque};
-        in->app = td_dapr_app_new(td_dapr_global(), subs, count < 8 ? count : 8, source, max_attempts);
+        /* the servers have TD_DAPR_APP_THREADS threads: two stay for probes */
+        in->app = td_dapr_app_new(td_dapr_global(), subs, count < 8 ? count : 8, source, max_attempts,
+                                  TD_DAPR_APP_THREADS - 2);
         if (!in->app) td_logf(TD_LOG_ERROR, NULL, "out of memory");
         return in->app ? 0 : -1;
     }
@@ -292,11 +298,17 @@ int td_intake_start(td_intake_t *in) {
     return 0;
 }
 
-void td_intake_stop(td_intake_t *in) {
+void td_intake_halt(td_intake_t *in) {
     if (in->started) {
         te_consumer_stop(in->consumer);
         pthread_join(in->thread, NULL);
+        in->started = 0;
     }
+    td_dapr_app_stop(in->app);
+}
+
+void td_intake_stop(td_intake_t *in) {
+    td_intake_halt(in);
     te_consumer_destroy(in->consumer);
     td_dapr_app_destroy(in->app);
     memset(in, 0, sizeof *in);

@@ -73,9 +73,18 @@ int td_intake_init(td_intake_t *in, const te_conf_t *conf, const char *source, c
                    size_t count, te_handler_cb handler, void *opaque, int max_attempts);
 /* Kafka mode: starts the consumer thread.  0 or -1. */
 int td_intake_start(td_intake_t *in);
-/* Stops (Kafka mode: the handler call in progress completes, offsets are
- * committed), joins and frees.  Zeroed structure: no-op. */
+/* Stops taking events: Kafka mode stops and joins the consumer (the handler
+ * call in progress completes, offsets are committed); Dapr mode answers
+ * RETRY from now on.  Call it before stopping the HTTP server that serves
+ * the deliveries.  The consumer stays readable (stats) until _stop. */
+void td_intake_halt(td_intake_t *in);
+/* td_intake_halt(), then frees.  After every thread that reads in->consumer
+ * (ops routes) has stopped.  Zeroed structure: no-op. */
 void td_intake_stop(td_intake_t *in);
+/* The threads of an HTTP server that serves Dapr deliveries (two are kept
+ * for probes), and its body limit (twice Kafka's default largest record). */
+#define TD_DAPR_APP_THREADS 8
+#define TD_DAPR_APP_MAX_BODY (2u << 20)
 /* An ops server's handler: the Dapr routes (1 = answered) and then
  * td_consumer_ops(). */
 int td_intake_ops(td_intake_t *in, td_http_req_t *req, td_http_resp_t *resp, td_pg_pool_t *pool);

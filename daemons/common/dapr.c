@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 
 #define MAX_RESPONSE (8u << 20)
 #define ATTEMPT_SLOTS 256
+#define DLQ_MAX_ORIGINAL (512 * 1024) /* as the Kafka consumer's */
 
 typedef struct handle_s {
     CURL *h;
@@ -285,7 +287,7 @@ int td_dapr_publish(td_dapr_t *d, const char *topic, const char *key, const char
     }
     if (st >= 0) snprintf(errstr, errstr_size, "publish to %s: %d %.200s", topic, st, ans ? ans : "");
     free(ans);
-    return -1;
+    return st > 0 ? st : -1;
 }
 
 char *td_dapr_secret(td_dapr_t *d, const char *secret, const char *key, char *errstr, size_t errstr_size) {
@@ -419,16 +421,23 @@ static char *str_member(json_object *o, const char *name) {
                : NULL;
 }
 
+/* "/v1.0/state/<store>/<escaped key>" into path; -1 when it does not fit. */
+static int state_path(td_dapr_t *d, const char *key, char *path, size_t size) {
+    char *ek = escape(key);
+    int n = ek ? snprintf(path, size, "/v1.0/state/%s/%s", d->state, ek) : -1;
+    free(ek);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
 /* GET: 0 none, 1 found (*rec, *etag), -1 unavailable. */
 static int state_get(td_dapr_t *d, const char *key, json_object **rec, char **etag) {
-    char path[512], err[256];
-    char *ek = escape(key);
-    snprintf(path, sizeof path, "/v1.0/state/%s/%s", d->state, ek ? ek : "");
-    free(ek);
+    char path[4096], err[256];
+    *rec = NULL;
+    if (etag) *etag = NULL;
+    if (state_path(d, key, path, sizeof path) != 0) return -1;
     char *ans = NULL;
     size_t n = 0;
     int st = td_dapr_call(d, "GET", path, NULL, NULL, 0, NULL, &ans, &n, etag, err, sizeof err);
-    *rec = NULL;
     int rc = -1;
     if (st == 204 || (st == 200 && n == 0)) rc = 0;
     else if (st == 200 && (*rec = json_tokener_parse(ans)) && json_object_is_type(*rec, json_type_object)) rc = 1;
@@ -500,7 +509,7 @@ static td_idem_rc_t judge(json_object *rec, const char *fingerprint, td_idem_res
 td_idem_rc_t td_dapr_idem_begin(td_dapr_t *d, const char *user, const char *key, const char *fingerprint,
                                 int ttl_s, td_idem_resp_t *out) {
     if (out) memset(out, 0, sizeof *out);
-    char k[256];
+    char k[1024];
     if (!d || !fingerprint || td_redis_idem_key(user, key, k, sizeof k) != 0) return TD_IDEM_UNAVAILABLE;
     for (int round = 0; round < 2; round++) {
         json_object *rec = NULL;
@@ -522,7 +531,7 @@ td_idem_rc_t td_dapr_idem_begin(td_dapr_t *d, const char *user, const char *key,
 
 void td_dapr_idem_finish(td_dapr_t *d, const char *user, const char *key, const char *fingerprint, int ttl_s,
                          const td_idem_resp_t *resp) {
-    char k[256];
+    char k[1024];
     if (!d || !resp || td_redis_idem_key(user, key, k, sizeof k) != 0) return;
     json_object *rec = NULL;
     char *etag = NULL;
@@ -551,19 +560,16 @@ void td_dapr_idem_finish(td_dapr_t *d, const char *user, const char *key, const 
 }
 
 void td_dapr_idem_abort(td_dapr_t *d, const char *user, const char *key) {
-    char k[256];
+    char k[1024];
     if (!d || td_redis_idem_key(user, key, k, sizeof k) != 0) return;
     json_object *rec = NULL;
     char *etag = NULL;
     if (state_get(d, k, &rec, &etag) == 1) {
         char *st = str_member(rec, "st");
-        if (st && strcmp(st, "p") == 0) { /* only the marker; a stored response stays */
-            char path[512], err[256];
-            char *ek = escape(k);
-            snprintf(path, sizeof path, "/v1.0/state/%s/%s", d->state, ek ? ek : "");
-            free(ek);
+        char path[4096], err[256];
+        /* only the marker; a stored response stays */
+        if (st && strcmp(st, "p") == 0 && state_path(d, k, path, sizeof path) == 0)
             td_dapr_call(d, "DELETE", path, NULL, NULL, 0, etag, NULL, NULL, NULL, err, sizeof err);
-        }
         free(st);
     }
     json_object_put(rec);
@@ -585,13 +591,15 @@ struct td_dapr_app_s {
     char *source;
     int max_attempts;
     pthread_mutex_t mu; /* one handler call at a time, and the attempts table */
+    atomic_int inflight, stopping;
+    int max_inflight;
     attempt_t slots[ATTEMPT_SLOTS];
     unsigned long long clock;
     td_metric_t *m_received, *m_handled, *m_retries, *m_dead, *m_poison;
 };
 
 td_dapr_app_t *td_dapr_app_new(td_dapr_t *d, const td_dapr_sub_t *subs, size_t count, const char *source,
-                               int max_attempts) {
+                               int max_attempts, int max_inflight) {
     td_dapr_app_t *a = calloc(1, sizeof *a);
     if (!a) return NULL;
     a->d = d;
@@ -604,6 +612,7 @@ td_dapr_app_t *td_dapr_app_new(td_dapr_t *d, const td_dapr_sub_t *subs, size_t c
     memcpy(a->subs, subs, count * sizeof *subs);
     a->count = count;
     a->max_attempts = max_attempts < 1 ? 1 : max_attempts;
+    a->max_inflight = max_inflight < 1 ? 1 : max_inflight;
     pthread_mutex_init(&a->mu, NULL);
     /* the Kafka consumer's counters, so dashboards work in both modes */
     a->m_received = td_counter("te_consumer_received_total", "Records taken from Kafka", NULL);
@@ -612,6 +621,10 @@ td_dapr_app_t *td_dapr_app_new(td_dapr_t *d, const td_dapr_sub_t *subs, size_t c
     a->m_dead = td_counter("te_consumer_dead_lettered_total", "Records dead-lettered", NULL);
     a->m_poison = td_counter("te_consumer_poison_total", "Records that were not valid CloudEvents", NULL);
     return a;
+}
+
+void td_dapr_app_stop(td_dapr_app_t *a) {
+    if (a) atomic_store(&a->stopping, 1);
 }
 
 void td_dapr_app_destroy(td_dapr_app_t *a) {
@@ -628,7 +641,22 @@ static void answer(td_http_resp_t *resp, const char *status) {
     td_http_resp_set(resp, 200, "application/json", body, (size_t)n);
 }
 
-/* Attempts so far of id, this one counted (mu held). */
+/* The attempts table's key of an event id: the id, or for a long one its
+ * SHA-256 (ids are any string; the slot must not truncate them). */
+static void attempt_key(const char *id, char out[128]) {
+    size_t n = strlen(id);
+    if (n < 100) {
+        memcpy(out, id, n + 1);
+        return;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int ml = 0;
+    EVP_Digest(id, n, md, &ml, EVP_sha256(), NULL);
+    int o = snprintf(out, 128, "sha256:");
+    for (unsigned int i = 0; i < ml && o + 2 < 128; i++) o += snprintf(out + o, 128 - (size_t)o, "%02x", md[i]);
+}
+
+/* Attempts so far of id (an attempt_key), this one counted (mu held). */
 static int count_attempt(td_dapr_app_t *a, const char *id) {
     attempt_t *free_slot = NULL, *oldest = &a->slots[0];
     a->clock++;
@@ -658,10 +686,18 @@ static int dead_letter(td_dapr_app_t *a, const char *topic, const te_event_t *ev
                        const char *body, size_t len, const char *error, int attempts) {
     json_object *data = json_object_new_object();
     json_object *orig = NULL;
+    size_t orig_len = len;
     if (ev) {
         char *js = NULL;
-        if (te_event_to_json(ev, 0, &js, NULL, NULL, 0) == TE_OK) orig = json_tokener_parse(js);
+        if (te_event_to_json(ev, 0, &js, &orig_len, NULL, 0) == TE_OK && orig_len <= DLQ_MAX_ORIGINAL)
+            orig = json_tokener_parse(js);
         te_free(js);
+    }
+    if (!orig && orig_len > DLQ_MAX_ORIGINAL) { /* as Kafka mode: the record must fit in Kafka */
+        char note[160];
+        snprintf(note, sizeof note, "(original event of %zu bytes omitted: too large for the dead-letter record)",
+                 orig_len);
+        orig = json_object_new_string(note);
     }
     if (!orig) orig = json_object_new_string_len(body, (int)len);
     char when[TE_TIME_STRLEN];
@@ -745,11 +781,29 @@ static void deliver(td_dapr_app_t *a, const td_dapr_sub_t *sub, td_http_req_t *r
                        .value_len = len,
                        .mode = TE_KAFKA_STRUCTURED};
     const char *id = te_event_id(ev);
-    pthread_mutex_lock(&a->mu);
-    rec.attempt = count_attempt(a, id);
+    char akey[128];
+    attempt_key(id, akey);
+    /* the handler runs one call at a time; a delivery that cannot have it
+     * soon goes back to Dapr (RETRY) rather than hold an HTTP thread, so
+     * the probes on this server always find one free */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    if (pthread_mutex_timedlock(&a->mu, &until) != 0) {
+        te_event_destroy(ev);
+        answer(resp, "RETRY");
+        return;
+    }
+    if (atomic_load(&a->stopping)) {
+        pthread_mutex_unlock(&a->mu);
+        te_event_destroy(ev);
+        answer(resp, "RETRY");
+        return;
+    }
+    rec.attempt = count_attempt(a, akey);
     err[0] = '\0';
     te_handler_result_t r = sub->handler(ev, &rec, sub->opaque, err, sizeof err);
-    if (r == TE_HANDLER_OK) forget_attempts(a, id);
+    if (r == TE_HANDLER_OK) forget_attempts(a, akey);
     pthread_mutex_unlock(&a->mu);
     if (r == TE_HANDLER_OK) {
         td_metric_inc(a->m_handled, NULL, 1);
@@ -763,7 +817,7 @@ static void deliver(td_dapr_app_t *a, const td_dapr_sub_t *sub, td_http_req_t *r
         int ok = dead_letter(a, sub->topic, ev, td_http_header(req, "__key"), body, len, err, rec.attempt) == 0;
         if (ok) {
             pthread_mutex_lock(&a->mu);
-            forget_attempts(a, id);
+            forget_attempts(a, akey);
             pthread_mutex_unlock(&a->mu);
         }
         answer(resp, ok ? "SUCCESS" : "RETRY");
@@ -785,12 +839,21 @@ int td_dapr_app_serve(td_dapr_app_t *a, td_http_req_t *req, td_http_resp_t *resp
     for (size_t i = 0; i < a->count; i++) {
         if (strcmp(a->subs[i].topic, topic) != 0) continue;
         if (strcmp(method, "POST") != 0) td_http_resp_set(resp, 405, "application/json", "{}", 2);
-        else if (td_http_body_too_large(req)) /* Dapr would resend it forever: record it */
-            answer(resp, dead_letter(a, topic, NULL, td_http_header(req, "__key"), "(body larger than the app's limit)", 34,
-                                     "event larger than the app's body limit", 1) == 0
-                             ? "SUCCESS"
-                             : "RETRY");
-        else deliver(a, &a->subs[i], req, resp);
+        else if (td_http_body_too_large(req)) {
+            /* larger than any Kafka record (the limit is twice Kafka's
+             * default maximum): nothing to do with it but say so — and
+             * this runs on the server's I/O thread, so without blocking */
+            td_logf(TD_LOG_ERROR, NULL, "dapr delivery on %s: %s bytes, over the app's limit: dropped", topic,
+                    td_http_header(req, "Content-Length") ? td_http_header(req, "Content-Length") : "?");
+            td_metric_inc(a->m_poison, NULL, 1);
+            answer(resp, "DROP");
+        } else if (atomic_fetch_add(&a->inflight, 1) >= a->max_inflight) {
+            atomic_fetch_sub(&a->inflight, 1);
+            answer(resp, "RETRY"); /* every delivery thread is taken: keep one for the probes */
+        } else {
+            deliver(a, &a->subs[i], req, resp);
+            atomic_fetch_sub(&a->inflight, 1);
+        }
         return 1;
     }
     td_http_resp_set(resp, 404, "application/json", "{\"status\":\"not subscribed\"}", 27);

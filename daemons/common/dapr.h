@@ -52,7 +52,9 @@ int td_dapr_call(td_dapr_t *d, const char *method, const char *path, const char 
                  char **etag, char *errstr, size_t errstr_size);
 
 /* Publishes a structured CloudEvent (JSON) on topic with partitionKey =
- * key.  0 when the sidecar accepted it (204), else -1 with errstr. */
+ * key (and the event's traceparent as the request's).  0 when the sidecar
+ * accepted it (204); else, with errstr, the HTTP status of the refusal, or
+ * -1 when there was no answer. */
 int td_dapr_publish(td_dapr_t *d, const char *topic, const char *key, const char *event_json,
                     size_t len, char *errstr, size_t errstr_size);
 
@@ -87,9 +89,16 @@ typedef struct td_dapr_app_s td_dapr_app_t;
 
 /* subs copied (count entries).  source: the CloudEvents source of the
  * dead-letter records.  max_attempts: handler attempts of one event id
- * before it is dead-lettered (as te.max.attempts).  NULL on OOM. */
+ * before it is dead-lettered (as te.max.attempts).  max_inflight:
+ * deliveries served at once (the rest are answered RETRY at once): keep it
+ * below the HTTP server's threads so that probes always find one.  A
+ * delivery that waits more than 5 s for the handler is answered RETRY.
+ * NULL on OOM. */
 td_dapr_app_t *td_dapr_app_new(td_dapr_t *d, const td_dapr_sub_t *subs, size_t count,
-                               const char *source, int max_attempts);
+                               const char *source, int max_attempts, int max_inflight);
+/* From now on deliveries are answered RETRY without running the handler
+ * (shutdown: Dapr redelivers to another replica or after the restart). */
+void td_dapr_app_stop(td_dapr_app_t *a);
 void td_dapr_app_destroy(td_dapr_app_t *a); /* NULL ok */
 
 /* Answers GET /dapr/subscribe and POST /dapr/events/<topic>: 1 when the

@@ -86,6 +86,11 @@ static char *secret_from_store(const char *name, int *err, char *errstr, size_t 
     if (!ref) return NULL;
     char why[256] = "no secret store (TE_TRANSPORT=dapr is needed)";
     char *v = resolver ? resolver(ref, resolver_arg, why, sizeof why) : NULL;
+    if (v) { /* as for _FILE: one trailing newline is not part of it */
+        size_t n = strlen(v);
+        if (n && v[n - 1] == '\n') v[--n] = '\0';
+        if (n && v[n - 1] == '\r') v[--n] = '\0';
+    }
     if (!v) {
         if (err) *err = 1;
         if (errstr && errstr_size) snprintf(errstr, errstr_size, "%s=%s: %s", var, ref, why);

@@ -44,6 +44,7 @@ struct relay_s {
     te_conf_t *conf;          /* to recreate the producer after a fatal error */
     te_producer_t *producer;  /* Kafka mode */
     td_dapr_t *dapr;          /* Dapr mode: the sidecar publishes */
+    double dapr_backoff, dapr_retry_at, dapr_logged; /* relay thread only */
     int started;
     pthread_t thread;
     atomic_int stop;
@@ -188,15 +189,28 @@ static te_headers_t *ce_headers(void) {
 static size_t outstanding(relay_t *r) { return r->producer ? te_producer_outstanding(r->producer) : 0; }
 
 /* Dapr mode: one POST per row, in id order; the first refusal leaves it
- * and every later row for the next round (a user's order is kept). */
+ * and every later row for the next round (a user's order is kept), after
+ * a back-off (0.5 s doubling to 10 s).  A row the sidecar calls malformed
+ * (400) or Kafka too large is parked, as Kafka mode parks what the broker
+ * refuses for good (TE_ERR_INVALID). */
 static te_err_t send_dapr(relay_t *r, const char *topic, const char *key, const char *payload, size_t len,
                           long long id, char *err, size_t err_size) {
     double t0 = now_s();
-    if (td_dapr_publish(r->dapr, topic, key, payload, len, err, err_size) != 0) {
+    int st = td_dapr_publish(r->dapr, topic, key, payload, len, err, err_size);
+    if (st != 0) {
         td_metric_inc(r->m_errors, NULL, 1);
-        td_logf(TD_LOG_WARN, NULL, "outbox: %s", err);
+        if (st == 400 || (st == 500 && (strstr(err, "MessageSizeTooLarge") || strstr(err, "too large"))))
+            return TE_ERR_INVALID;
+        if (r->dapr_backoff == 0 || t0 - r->dapr_logged >= 30) {
+            td_logf(TD_LOG_WARN, NULL, "outbox: %s (sending again with back-off)", err);
+            r->dapr_logged = t0;
+        }
+        r->dapr_backoff = r->dapr_backoff ? (r->dapr_backoff * 2 > 10 ? 10 : r->dapr_backoff * 2) : 0.5;
+        r->dapr_retry_at = t0 + r->dapr_backoff;
         return TE_ERR_QUEUE_FULL;
     }
+    if (r->dapr_backoff) td_logf(TD_LOG_INFO, NULL, "outbox: the Dapr sidecar accepts events again");
+    r->dapr_backoff = 0;
     td_metric_observe(r->m_delivery, NULL, now_s() - t0);
     td_metric_inc(r->m_published, NULL, 1);
     pthread_mutex_lock(&r->mu);
@@ -207,6 +221,7 @@ static te_err_t send_dapr(relay_t *r, const char *topic, const char *key, const 
 
 /* Claims and sends one batch.  Returns rows sent, -1 on a database error. */
 static int claim_and_send(relay_t *r, PGconn *c, const te_headers_t *hdr) {
+    if (r->dapr && now_s() < r->dapr_retry_at) return 0; /* backing off */
     size_t out = outstanding(r);
     if (out >= r->max_inflight) return 0;
     size_t want = r->max_inflight - out;
@@ -253,7 +268,7 @@ static int claim_and_send(relay_t *r, PGconn *c, const te_headers_t *hdr) {
                                                       payload, (size_t)PQgetlength(res, i, 3), hdr,
                                                       (void *)(intptr_t)ids[i], err, sizeof err);
         if (e == TE_OK) continue;
-        if (e == TE_ERR_QUEUE_FULL || te_producer_fatal_error(r->producer, NULL, 0) != TE_OK) {
+        if (e == TE_ERR_QUEUE_FULL || (!r->dapr && te_producer_fatal_error(r->producer, NULL, 0) != TE_OK)) {
             /* try again later (after the producer was recreated) */
             if (!unsent.n && e != TE_ERR_QUEUE_FULL) atomic_store(&r->fatal, 1);
             idlist_push(&unsent, ids[i]);
@@ -270,7 +285,7 @@ static int claim_and_send(relay_t *r, PGconn *c, const te_headers_t *hdr) {
     free(refused.v);
     free(idx);
     free(ids);
-    return n;
+    return n - (int)unsent.n; /* rows sent (or parked): a full batch means more may wait */
 }
 
 static void update_backlog(relay_t *r, PGconn *c) {
@@ -379,7 +394,7 @@ static void *relay_main(void *arg) {
                 continue;
             }
         }
-        if (r->producer && (atomic_load(&r->fatal) || te_producer_fatal_error(r->producer, NULL, 0) != TE_OK)) {
+        if (!r->dapr && (atomic_load(&r->fatal) || te_producer_fatal_error(r->producer, NULL, 0) != TE_OK)) {
             if (recreate_producer(r, c) != 0) {
                 wait_for_work(r, NULL, 1000);
                 continue;

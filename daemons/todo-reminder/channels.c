@@ -223,7 +223,10 @@ static int email_binding_prepare(const rem_config_t *cfg, delivery_t *d, CURL *h
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, d->message);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->message_len);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, cfg->webhook_timeout_ms);
+    /* longer than the sidecar's own timeout for the binding (30 s in
+     * infrastructure/dapr/resiliency.yaml): giving up first would count a
+     * failed attempt for a mail the sidecar still sends, and send it twice */
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 40000L);
     return 0;
 }
 

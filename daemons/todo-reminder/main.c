@@ -66,9 +66,10 @@ static int read_config(rem_config_t *c) {
     c->smtp_from = td_env_str("TE_SMTP_FROM", NULL);
     c->smtp_user = td_env_str("TE_SMTP_USER", NULL);
     int perr = 0;
-    c->smtp_password = td_env_secret("TE_SMTP_PASSWORD", &perr);
+    char why[512];
+    c->smtp_password = td_env_secret_ex("TE_SMTP_PASSWORD", &perr, why, sizeof why);
     if (perr) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_SMTP_PASSWORD_FILE cannot be read");
+        td_logf(TD_LOG_ERROR, NULL, "%s", why);
         bad = 1;
     }
     td_dapr_t *dapr = td_dapr_global();
@@ -78,6 +79,10 @@ static int read_config(rem_config_t *c) {
         if ((c->smtp_binding_url = malloc(n)) != NULL)
             snprintf(c->smtp_binding_url, n, "%s/v1.0/bindings/%s", td_dapr_base(dapr), b);
         c->dapr_token = td_dapr_token(dapr);
+        if (c->lease_s < 45) { /* a binding request may take 40 s (channels.c) */
+            td_logf(TD_LOG_ERROR, NULL, "TE_NOTIFY_LEASE_S must be 45 or more with TE_TRANSPORT=dapr");
+            bad = 1;
+        }
     }
     if (c->smtp_url && !c->smtp_from) {
         td_logf(TD_LOG_ERROR, NULL, "TE_SMTP_FROM is required with TE_SMTP_URL");
@@ -157,7 +162,8 @@ int main(int argc, char **argv) {
     }
     /* last: its handlers use the parts above (and it stops first) */
     td_http_config_t hc = {.listen = td_env_str("TE_REMINDER_LISTEN", "127.0.0.1:8082"),
-                           .threads = 2, .max_body = 1 << 20, .timeout_s = 30}; /* bodies: Dapr deliveries */
+                           .threads = ops.in.app ? TD_DAPR_APP_THREADS : 1,
+                           .max_body = ops.in.app ? TD_DAPR_APP_MAX_BODY : 4096, .timeout_s = 30};
     if (!(srv = td_http_start(&hc, ops_handler, &ops, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "%s", err);
         goto out;
@@ -175,6 +181,7 @@ out:
         close(rem.stop_pipe[1]); /* wakes every delivery thread */
         rem.stop_pipe[1] = -1;
     }
+    td_intake_halt(&ops.in); /* Dapr deliveries from now on: RETRY */
     td_http_stop(srv);
     scheduler_stop(ops.sched);
     delivery_stop(delivery);

@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
     s.consumer = in.consumer;
     if (in.app) { /* Dapr mode: the sidecar delivers to a port of its own */
         td_http_config_t hc = {.listen = td_env_str("TE_SYNC_DAPR_LISTEN", "127.0.0.1:8084"),
-                               .threads = 2, .max_body = 1 << 20, .timeout_s = 30};
+                               .threads = TD_DAPR_APP_THREADS, .max_body = TD_DAPR_APP_MAX_BODY, .timeout_s = 30};
         if (!(dapr_srv = td_http_start(&hc, dapr_routes, &in, err, sizeof err))) {
             td_logf(TD_LOG_ERROR, NULL, "TE_SYNC_DAPR_LISTEN: %s", err);
             goto out;
@@ -132,8 +132,8 @@ int main(int argc, char **argv) {
     status = run.rc == 0 ? 0 : 1;
 out:
     atomic_store(&s.stopping, 1);
+    td_intake_halt(&in); /* nothing feeds the server after this */
     td_http_stop(dapr_srv);
-    td_intake_stop(&in); /* nothing feeds the server after this */
     server_wake(&s);
     if (server_started) pthread_join(server_thread, NULL);
     pthread_mutex_lock(&s.mu);
@@ -152,6 +152,7 @@ out:
         catchup_free(s.done_head);
         s.done_head = n;
     }
+    td_intake_stop(&in); /* after the server thread, which reads its stats */
     te_conf_destroy(conf);
     te_jwt_verifier_destroy(s.jwt);
     if (status == 0) td_logf(TD_LOG_INFO, NULL, "stopped");

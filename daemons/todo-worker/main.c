@@ -76,7 +76,8 @@ int main(int argc, char **argv) {
         goto out;
     }
     td_http_config_t hc = {.listen = td_env_str("TE_WORKER_LISTEN", "127.0.0.1:8081"),
-                           .threads = 2, .max_body = 1 << 20, .timeout_s = 30}; /* bodies: Dapr deliveries */
+                           .threads = ops.in.app ? TD_DAPR_APP_THREADS : 1,
+                           .max_body = ops.in.app ? TD_DAPR_APP_MAX_BODY : 4096, .timeout_s = 30};
     if (!(srv = td_http_start(&hc, ops_handler, &ops, err, sizeof err))) {
         td_logf(TD_LOG_ERROR, NULL, "%s", err);
         goto out;
@@ -90,7 +91,8 @@ int main(int argc, char **argv) {
     status = 0;
 out:
     atomic_store(&w.stopping, 1);
-    td_http_stop(srv); /* first: it runs Dapr deliveries */
+    td_intake_halt(&ops.in); /* Dapr deliveries from now on: RETRY */
+    td_http_stop(srv);
     td_intake_stop(&ops.in);
     relay_stop(ops.relay);
     td_pg_pool_destroy(ops.pool);
