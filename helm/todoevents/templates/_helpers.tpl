@@ -97,18 +97,26 @@ smtpPassword: TE_SMTP_PASSWORD
 {{- end }}
 
 {{/*
-env entries from Secrets. Call with (dict "root" $ "keys" (list "pgUrl" ...)).
+env entries from Secrets. Call with (dict "root" $ "keys" (list "pgUrl" ...)
+[ "viaDapr" true ]): secretKeyRef, or with viaDapr NAME_SECRET=<secret>/<key>
+for the daemon to read through the Dapr secret store.
 */}}
 {{- define "todoevents.secretEnv" -}}
 {{- $names := include "todoevents.secretEnvNames" . | fromYaml }}
 {{- range .keys }}
 {{- $ref := index $.root.Values.secrets . }}
 {{- if and $ref $ref.secretName }}
+{{- if $.viaDapr }}
+{{- /* read at start through the sidecar's secret store (docs/dapr.md) */}}
+- name: {{ index $names . }}_SECRET
+  value: {{ printf "%s/%s" $ref.secretName (required (printf "secrets.%s.key is required" .) $ref.key) | quote }}
+{{- else }}
 - name: {{ index $names . }}
   valueFrom:
     secretKeyRef:
       name: {{ $ref.secretName | quote }}
       key: {{ required (printf "secrets.%s.key is required" .) $ref.key | quote }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

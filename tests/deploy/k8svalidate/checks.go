@@ -388,10 +388,20 @@ func (c *checker) checkDaemon(ds DaemonSpec, byKind map[string][]*Doc) {
 			c.failf(dd, "container %s: %s port %s is %d, want %d", ct.Name, p.name, p.probe.HTTPGet.Port.String(), got, ds.Port)
 		}
 	}
+	// TE_PG_URL from a Secret: a secretKeyRef, or (Dapr pods) a reference
+	// the daemon reads through the sidecar's secret store (TE_PG_URL_SECRET
+	// = <secret>/<key>); never a value in the manifest.
 	pgFromSecret := false
 	for _, e := range ct.Env {
 		if e.Name == "TE_PG_URL" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 			pgFromSecret = true
+		}
+		if e.Name == "TE_PG_URL_SECRET" && dapr == "true" && strings.Count(e.Value, "/") == 1 &&
+			!strings.HasPrefix(e.Value, "/") && !strings.HasSuffix(e.Value, "/") {
+			pgFromSecret = true
+		}
+		if e.Name == "TE_PG_URL" && e.Value != "" {
+			c.failf(dd, "container %s: TE_PG_URL has a value in the manifest", ct.Name)
 		}
 	}
 	if !pgFromSecret {
