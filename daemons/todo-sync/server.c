@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "sync.h"
 
@@ -417,21 +418,26 @@ static int http_request(struct lws *wsi, session_t *s, const char *path) {
     if (strcmp(path, "/readyz") == 0) {
         te_consumer_stats_t st;
         te_consumer_stats(S->consumer, &st);
-        int pg = atomic_load(&S->pg_ok), assigned = st.rebalances > 0;
+        /* Dapr mode (no consumer): the sidecar delivers when it can; this
+         * thread must not block asking it */
+        int pg = atomic_load(&S->pg_ok), assigned = !S->consumer || st.rebalances > 0;
         char b[200];
-        snprintf(b, sizeof b, "{\"status\":\"%s\",\"checks\":{\"postgres\":\"%s\",\"kafka\":\"%s\"}}",
-                 pg && assigned ? "ready" : "not ready", pg ? "ok" : "unavailable",
-                 assigned ? "assigned" : "waiting for partitions");
+        snprintf(b, sizeof b, "{\"status\":\"%s\",\"checks\":{\"postgres\":\"%s\",\"%s\":\"%s\"}}",
+                 pg && assigned ? "ready" : "not ready", pg ? "ok" : "unavailable", S->consumer ? "kafka" : "dapr",
+                 !S->consumer ? "deliveries on TE_SYNC_DAPR_LISTEN" : assigned ? "assigned" : "waiting for partitions");
         body = strdup(b);
         return http_reply(wsi, s, pg && assigned ? 200 : 503, "application/json", body, body ? strlen(body) : 0);
     }
     if (strcmp(path, "/metrics") == 0) {
-        te_consumer_stats_t st;
-        te_consumer_stats(S->consumer, &st);
-        td_metric_set(td_counter("te_consumer_received_total", "Records taken from Kafka", NULL), NULL,
-                      (double)st.received);
-        td_metric_set(td_counter("te_consumer_poison_total", "Records that were not valid CloudEvents", NULL),
-                      NULL, (double)st.poison);
+        if (S->consumer) { /* Dapr mode counts these itself (dapr.c) */
+            te_consumer_stats_t st;
+            te_consumer_stats(S->consumer, &st);
+            td_metric_set(td_counter("te_consumer_received_total", "Records taken from Kafka", NULL), NULL,
+                          (double)st.received);
+            td_metric_set(td_counter("te_consumer_poison_total", "Records that were not valid CloudEvents", NULL),
+                          NULL, (double)st.poison);
+            td_consumer_lag_metric(S->consumer);
+        }
         body = td_metrics_render(&len);
         return http_reply(wsi, s, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
     }
