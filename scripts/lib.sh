@@ -17,7 +17,7 @@ TE_PACKAGES=(
   libmicrohttpd-dev libpq-dev libhiredis-dev libcurl4-openssl-dev  # daemons
   python3 openssl  # API tests (Python standard library; RS256/ES256 tokens signed with the openssl CLI)
   python3-aiosmtpd python3-websockets  # the reminder tests' SMTP server; the sync tests' WebSocket clients
-  libwebsockets-dev  # todo-sync
+  libwebsockets-dev libwebsockets-evlib-ev  # todo-sync (on libev: the plugin is loaded at run time)
   python3-yaml  # the deployment checks (Dapr components, alert rules)
 )
 

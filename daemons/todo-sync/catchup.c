@@ -46,20 +46,50 @@ static msg_t *change_msg(const PGresult *res, int r) {
     return m;
 }
 
-/* Fills c's result.  -1 when PostgreSQL failed. */
-static int answer(sync_t *s, PGconn *pg, catchup_t *c) {
-    const char *v[1] = {c->user};
+/* The users' sequences (c->seq, *pruned per request), for a batch of
+ * requests in one statement: a hello is one read of the user's sequence,
+ * and sessions come in bursts (a replica's restart reconnects all of its
+ * clients).  -1 when PostgreSQL failed. */
+static int read_seqs(PGconn *pg, catchup_t **cs, long long *pruned, size_t n) {
+    /* the users as a text[] literal: {"a","b"} with " and \ escaped */
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++) cap += 2 * strlen(cs[i]->user) + 3;
+    char *arr = malloc(cap), *p = arr;
+    if (!arr) return -1;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) *p++ = ',';
+        *p++ = '"';
+        for (const char *u = cs[i]->user; *u; u++) {
+            if (*u == '"' || *u == '\\') *p++ = '\\';
+            *p++ = *u;
+        }
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p = '\0';
+    const char *v[1] = {arr};
     PGresult *res = PQexecParams(pg,
-                                 "SELECT coalesce((SELECT seq FROM user_seq WHERE user_id = $1), 0), "
-                                 "       coalesce((SELECT pruned_seq FROM user_seq WHERE user_id = $1), 0)",
+                                 "SELECT coalesce(s.seq, 0), coalesce(s.pruned_seq, 0) "
+                                 "  FROM unnest($1::text[]) WITH ORDINALITY AS u(user_id, i) "
+                                 "  LEFT JOIN user_seq s ON s.user_id = u.user_id ORDER BY u.i",
                                  1, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    free(arr);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || (size_t)PQntuples(res) != n) {
         PQclear(res);
         return -1;
     }
-    c->seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    long long pruned = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    for (size_t i = 0; i < n; i++) {
+        cs[i]->seq = strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
+        pruned[i] = strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+    }
     PQclear(res);
+    return 0;
+}
+
+/* Fills the rest of c's result (c->seq read, the change log pruned up to
+ * pruned): the changes after since.  -1 when PostgreSQL failed. */
+static int answer(sync_t *s, PGconn *pg, catchup_t *c, long long pruned) {
     if (c->since < 0 || c->since == c->seq) return 0;
     if (c->since > c->seq || c->since < pruned) {
         c->resync = 1;
@@ -77,7 +107,7 @@ static int answer(sync_t *s, PGconn *pg, catchup_t *c) {
     snprintf(since, sizeof since, "%lld", c->since);
     snprintf(upto, sizeof upto, "%lld", c->seq);
     const char *cv[3] = {c->user, since, upto};
-    res = PQexecParams(pg,
+    PGresult *res = PQexecParams(pg,
                        "SELECT seq, op, task_id, task::text, changes::text, te_ts(at) FROM changes "
                        " WHERE user_id = $1 AND seq > $2::bigint AND seq <= $3::bigint ORDER BY seq",
                        3, NULL, cv, NULL, NULL, 0);
@@ -99,9 +129,13 @@ static int answer(sync_t *s, PGconn *pg, catchup_t *c) {
     return 0;
 }
 
+#define BATCH 512 /* requests answered together, at most */
+
 void *catchup_main(void *arg) {
     sync_t *s = arg;
     PGconn *pg = NULL;
+    catchup_t *batch[BATCH];
+    long long pruned[BATCH];
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->cu_head && !atomic_load(&s->stopping)) {
@@ -110,34 +144,43 @@ void *catchup_main(void *arg) {
             ts.tv_sec += 5;
             if (pthread_cond_timedwait(&s->cu_cv, &s->mu, &ts) != 0) break; /* idle: check the database */
         }
-        catchup_t *c = s->cu_head;
-        if (c) {
+        /* everything queued (up to BATCH), in order */
+        size_t n = 0;
+        while (s->cu_head && n < BATCH) {
+            catchup_t *c = s->cu_head;
             s->cu_head = c->next;
-            if (!s->cu_head) s->cu_tail = NULL;
             c->next = NULL;
+            batch[n++] = c;
         }
+        if (!s->cu_head) s->cu_tail = NULL;
         pthread_mutex_unlock(&s->mu);
-        if (!c && atomic_load(&s->stopping)) break;
+        if (!n && atomic_load(&s->stopping)) break;
         if (!pg || PQstatus(pg) != CONNECTION_OK) {
             if (pg) PQreset(pg);
             else pg = td_pg_connect(s->pg_url);
         }
         int ok = PQstatus(pg) == CONNECTION_OK;
-        if (!c) { /* idle: keep /readyz honest */
+        if (!n) { /* idle: keep /readyz honest */
             ok = ok && td_pg_exec(pg, "SELECT 1", NULL, 0) == 0;
             atomic_store(&s->pg_ok, ok);
             continue;
         }
-        if (ok && answer(s, pg, c) != 0) ok = 0;
-        atomic_store(&s->pg_ok, ok);
-        if (!ok) {
-            c->failed = 1;
-            td_logf(TD_LOG_WARN, NULL, "catch-up for %s: %s", c->user, PQerrorMessage(pg));
-        }
+        size_t failed_from = n; /* the requests from here on could not be answered */
+        if (!ok || read_seqs(pg, batch, pruned, n) != 0) failed_from = 0;
+        for (size_t i = 0; i < failed_from; i++)
+            if (answer(s, pg, batch[i], pruned[i]) != 0) failed_from = i;
+        atomic_store(&s->pg_ok, failed_from == n);
+        if (failed_from < n)
+            td_logf(TD_LOG_WARN, NULL, "catch-up for %s%s: %s", batch[failed_from]->user,
+                    n - failed_from > 1 ? " and others" : "", PQerrorMessage(pg));
+        for (size_t i = failed_from; i < n; i++) batch[i]->failed = 1;
+        /* the answers, in order, with one wakeup */
         pthread_mutex_lock(&s->mu);
-        if (s->done_tail) s->done_tail->next = c;
-        else s->done_head = c;
-        s->done_tail = c;
+        for (size_t i = 0; i < n; i++) {
+            if (s->done_tail) s->done_tail->next = batch[i];
+            else s->done_head = batch[i];
+            s->done_tail = batch[i];
+        }
         pthread_mutex_unlock(&s->mu);
         server_wake(s);
     }

@@ -53,7 +53,17 @@ int main(int argc, char **argv) {
     s.max_queue = td_env_long_named("TE_SYNC_MAX_QUEUE", 1000, 1, 1000000, &bad);
     s.max_queue_bytes = td_env_long_named("TE_SYNC_MAX_QUEUE_BYTES", 4L << 20, 1024, 1L << 30, &bad);
     s.max_sessions = td_env_long_named("TE_SYNC_MAX_SESSIONS", 20000, 1, 1000000, &bad);
-    s.max_catchup = td_env_long_named("TE_SYNC_MAX_CATCHUP", 10000, 1, 10000000, &bad);
+    s.max_catchup = td_env_long_named("TE_SYNC_MAX_CATCHUP", 500, 1, 10000000, &bad);
+    /* a catch-up is queued at once: one larger than the queue limit would
+     * close the session (1008) on every reconnect instead of telling it to
+     * resync; half leaves room for the live changes meanwhile */
+    if (s.max_catchup > (s.max_queue > 1 ? s.max_queue / 2 : 1)) {
+        long cap = s.max_queue > 1 ? s.max_queue / 2 : 1;
+        if (td_env_str("TE_SYNC_MAX_CATCHUP", NULL))
+            td_logf(TD_LOG_WARN, NULL, "TE_SYNC_MAX_CATCHUP %ld lowered to %ld: half of TE_SYNC_MAX_QUEUE",
+                    s.max_catchup, cap);
+        s.max_catchup = cap;
+    }
     run.ping_s = td_env_long_named("TE_SYNC_PING_S", 20, 1, 3600, &bad);
     run.pong_s = td_env_long_named("TE_SYNC_PONG_TIMEOUT_S", 60, 2, 7200, &bad);
     /* a descriptor per session: the soft limit goes up to the hard one, and

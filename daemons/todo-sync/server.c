@@ -6,10 +6,13 @@
  * session has a bounded send queue: a client that cannot keep up is closed,
  * never waited for. */
 #include <libwebsockets.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -39,6 +42,11 @@ typedef struct session_s {
     char close_reason[100];
     int registered;
     struct session_s *user_next, *user_prev, *id_next;
+    /* keep-alive (our own: see keepalive_sweep) */
+    size_t slot;               /* index in all[] */
+    long long last_rx_us;      /* monotonic: the last frame from the client */
+    long long next_ping_us;
+    unsigned ping_due : 1, hung_up : 1;
     /* plain HTTP (health, metrics) */
     char *http_body;
     size_t http_len;
@@ -56,6 +64,22 @@ static session_t *by_id[NBUCKET];
 static uint64_t next_id = 1;
 static long nsessions;
 static long max_sessions;
+static struct lws_context *ctx;            /* service thread only */
+static int finishing, said_goodbye;
+static te_time_t stop_at;
+static lws_sorted_usec_list_t tick_sul;    /* housekeeping, every TICK_US */
+#define TICK_US (100 * LWS_US_PER_MS)
+/* every established WebSocket session, for the keep-alive sweep */
+static session_t **all;
+static size_t nall, allcap, ka_cursor;
+static long long ping_us, pong_us;
+#define KA_SLICES 10 /* the sweep visits all[] in this many ticks (1 s) */
+
+static long long mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static unsigned hash_str(const char *s) {
     unsigned h = 2166136261u;
@@ -445,17 +469,112 @@ static int http_request(struct lws *wsi, session_t *s, const char *path) {
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* --- the loop: housekeeping and the end --------------------------------- */
+
+/* Keep-alive.  libwebsockets 4.1's own (the retry policy's validity timers)
+ * keeps one timer per session in a single sorted list: every ping and
+ * every pong re-inserts one, walking the list, which with 10 000 sessions
+ * cost more than everything else an idle server does.  Instead every
+ * session gets a ping every ping_s, the first one ping_s/2..ping_s after
+ * it connected (spread, so that sessions that connected together are not
+ * pinged together), and a session whose client sent nothing (a pong or a
+ * message) for pong_s is dropped, as libwebsockets did: no close frame.
+ * One sweep over all sessions per second, a tenth of them per tick. */
+static int all_add(session_t *s) {
+    if (nall == allcap) {
+        size_t cap = allcap ? allcap * 2 : 1024;
+        session_t **na = realloc(all, cap * sizeof *na);
+        if (!na) return -1;
+        all = na;
+        allcap = cap;
+    }
+    s->slot = nall;
+    all[nall++] = s;
+    return 0;
+}
+
+static void all_remove(session_t *s) {
+    if (s->slot >= nall || all[s->slot] != s) return;
+    all[s->slot] = all[--nall];
+    all[s->slot]->slot = s->slot;
+    if (nall == 0) {
+        free(all);
+        all = NULL;
+        allcap = 0;
+    }
+}
+
+static void keepalive_start(session_t *s) {
+    long long now = mono_us();
+    s->last_rx_us = now;
+    /* a multiplicative hash of the session's address: spread */
+    unsigned long long h = ((unsigned long long)(uintptr_t)s >> 4) * 11400714819323198485ull;
+    s->next_ping_us = now + ping_us / 2 + (long long)((h >> 33) % (unsigned long long)(ping_us / 2 + 1));
+}
+
+static void keepalive_sweep(void) {
+    if (!nall) return;
+    long long now = mono_us();
+    size_t n = (nall + KA_SLICES - 1) / KA_SLICES;
+    for (size_t i = 0; i < n && nall; i++) {
+        if (ka_cursor >= nall) ka_cursor = 0;
+        session_t *s = all[ka_cursor++];
+        if (s->hung_up) continue;
+        if (now - s->last_rx_us >= pong_us) {
+            s->hung_up = 1;
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        } else if (now >= s->next_ping_us && !s->close_code) {
+            s->next_ping_us = now + ping_us;
+            s->ping_due = 1;
+            lws_callback_on_writable(s->wsi);
+        }
+    }
+}
+
+/* While stopping: done when every session is closed, or 2 s after SIGTERM. */
+static int stop_due(void) {
+    if (!atomic_load(&S->stopping) || finishing) return 0;
+    if (!stop_at) stop_at = te_time_now();
+    return nsessions == 0 || te_time_now() - stop_at > 2000000;
+}
+
+/* The end of the service.  Called on the service thread from the loop
+ * (EVENT_WAIT_CANCELLED): the context's destruction starts here (lws
+ * closes what is left; an event library's loop then returns), and
+ * server_run completes it outside the loop. */
+static void finish(void) {
+    finishing = 1;
+    lws_sul_cancel(&tick_sul);
+    pthread_mutex_lock(&S->mu);
+    S->lws = NULL; /* no more wakes from the other threads */
+    pthread_mutex_unlock(&S->mu);
+    lws_context_destroy(ctx);
+}
+
+/* Housekeeping on the service thread, every TICK_US. */
+static void tick(lws_sorted_usec_list_t *sul) {
+    (void)sul;
+    if (finishing) return;
+    if (stop_due()) lws_cancel_service(ctx); /* finish() from EVENT_WAIT_CANCELLED */
+    keepalive_sweep();
+    lws_sul_schedule(ctx, 0, &tick_sul, tick, TICK_US);
+}
+
 /* --- the protocol callback ------------------------------------------------ */
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     session_t *s = user;
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (finishing) return 0;
         drain_mailboxes();
-        if (atomic_load(&S->stopping)) /* say goodbye to everyone */
+        if (atomic_load(&S->stopping) && !said_goodbye) { /* say goodbye to everyone */
+            said_goodbye = 1;
             for (unsigned b = 0; b < NBUCKET; b++)
                 for (session_t *x = by_id[b]; x; x = x->id_next)
                     session_close(x, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+        }
+        if (stop_due()) finish();
         return 0;
     case LWS_CALLBACK_HTTP:
         return http_request(wsi, s, (const char *)in);
@@ -482,9 +601,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_ESTABLISHED:
         memset(s, 0, sizeof *s);
         s->wsi = wsi;
+        if (all_add(s) != 0) return -1;
+        keepalive_start(s);
         authenticate(s);
         return 0;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        s->last_rx_us = mono_us();
+        return 0;
     case LWS_CALLBACK_RECEIVE: {
+        s->last_rx_us = mono_us();
         if (s->close_code) return 0;
         if (s->rxlen + len > MAX_RX) {
             session_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
@@ -505,6 +630,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     }
     case LWS_CALLBACK_SERVER_WRITEABLE: {
+        if (s->ping_due) {
+            /* not empty: libwebsockets does not report an empty pong */
+            unsigned char ping[LWS_PRE + 1];
+            ping[LWS_PRE] = 'k';
+            s->ping_due = 0;
+            if (lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 1) return -1;
+            if (s->qlen > 0 || s->close_code) lws_callback_on_writable(wsi);
+            return 0;
+        }
         if (s->qlen > 0) {
             msg_t *m = s->q[s->qhead];
             if (lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT) < (int)m->len) return -1;
@@ -526,11 +660,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     }
     case LWS_CALLBACK_CLOSED:
+        all_remove(s);
         if (s->registered) td_metric_set(S->m_conns, NULL, (double)--nsessions);
         session_unregister(s);
         queue_clear(s);
         free(s->rx);
         s->rx = NULL;
+        if (nsessions == 0 && atomic_load(&S->stopping) && !finishing)
+            lws_cancel_service(ctx); /* the last one: finish() from EVENT_WAIT_CANCELLED */
         return 0;
     default:
         return 0;
@@ -538,7 +675,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 }
 
 void server_wake(sync_t *s) {
+    /* under the lock: the service thread clears s->lws (same lock) before
+     * it destroys the context */
+    pthread_mutex_lock(&s->mu);
     if (s->lws) lws_cancel_service(s->lws);
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void lws_to_log(int level, const char *line) {
@@ -564,9 +705,10 @@ int server_run(sync_t *s, const char *listen, long ping_s, long pong_timeout_s) 
         return -1;
     }
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    /* no validity timers of libwebsockets' (keepalive_sweep) */
     static lws_retry_bo_t retry;
-    retry.secs_since_valid_ping = (uint16_t)ping_s;
-    retry.secs_since_valid_hangup = (uint16_t)pong_timeout_s;
+    ping_us = (long long)ping_s * 1000000;
+    pong_us = (long long)pong_timeout_s * 1000000;
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     info.port = atoi(colon + 1);
@@ -575,23 +717,55 @@ int server_run(sync_t *s, const char *listen, long ping_s, long pong_timeout_s) 
     info.max_http_header_data = 8192;
     info.retry_and_idle_policy = &retry;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
-    info.fd_limit_per_thread = (unsigned)(s->max_sessions + 64);
-    s->lws = lws_create_context(&info);
-    if (!s->lws) {
+    /* libwebsockets 4.1 finds the session of a descriptor in a table
+     * indexed by descriptor when the table is as large as the open-files
+     * limit (main() raised it and fitted max_sessions under it), but scans
+     * the whole table on every socket event when fd_limit_per_thread is
+     * below the limit: so no smaller limit here, unless the limit is too
+     * large for a table (16 bytes per descriptor) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 22))
+        info.fd_limit_per_thread = (unsigned)(s->max_sessions + 256);
+    /* libev (epoll): the cost of a wakeup does not grow with the number of
+     * sessions, as poll()'s does.  Debian's libwebsockets loads it as a
+     * plugin (package libwebsockets-evlib-ev); without it, poll(). */
+    sigset_t mask;
+    pthread_sigmask(SIG_SETMASK, NULL, &mask);
+    info.options |= LWS_SERVER_OPTION_LIBEV;
+    const char *loop = "libev";
+    ctx = lws_create_context(&info);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL); /* signals stay with main's sigwait */
+    if (!ctx) {
+        info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+        ctx = lws_create_context(&info);
+        loop = "poll";
+        if (ctx)
+            td_logf(TD_LOG_WARN, NULL, "libwebsockets: no libev event loop (package libwebsockets-evlib-ev); "
+                                       "using poll(), whose cost grows with the number of sessions");
+    }
+    if (!ctx) {
         td_logf(TD_LOG_ERROR, NULL, "cannot listen on %s", listen);
         return -1;
     }
-    td_logf(TD_LOG_INFO, NULL, "todo-sync serving ws://%s%s", listen, WS_PATH);
-    te_time_t stop_at = 0;
-    while (lws_service(s->lws, 0) >= 0) {
-        if (!atomic_load(&s->stopping)) continue;
-        /* stopping: the close frames go out, then the loop ends (at most 2 s) */
-        if (!stop_at) stop_at = te_time_now();
-        if (nsessions == 0 || te_time_now() - stop_at > 2000000) break;
+    pthread_mutex_lock(&s->mu);
+    s->lws = ctx;
+    pthread_mutex_unlock(&s->mu);
+    td_logf(TD_LOG_INFO, NULL, "todo-sync serving ws://%s%s (event loop %s)", listen, WS_PATH, loop);
+    lws_sul_schedule(ctx, 0, &tick_sul, tick, TICK_US);
+    /* with an event library lws_service() runs the loop until finish();
+     * with poll() it returns after each wait */
+    while (!finishing && lws_service(ctx, 0) >= 0) {
     }
-    /* frees the sessions still open (their CLOSED callbacks run) */
-    lws_context_destroy(s->lws);
-    s->lws = NULL;
+    if (!finishing) { /* the loop failed: the whole destruction here */
+        finishing = 1;
+        pthread_mutex_lock(&s->mu);
+        s->lws = NULL;
+        pthread_mutex_unlock(&s->mu);
+    }
+    /* (the second half of) the destruction, outside the loop; the sessions
+     * still open are closed and freed in it (CLOSED callbacks) */
+    lws_context_destroy(ctx);
+    ctx = NULL;
     drain_mailboxes(); /* what came in meanwhile: nobody to send it to */
     return 0;
 }

@@ -809,6 +809,27 @@ class Limits(SyncCase):
         return ws
 
     @async_test
+    async def test_c_far_behind_gets_resync_not_a_close(self):
+        """A reconnect more changes behind than half the send queue (the
+        catch-up limit follows TE_SYNC_MAX_QUEUE) gets resync and stays
+        open — queuing the whole catch-up would close it (1008) on every
+        reconnect; one just within the limit is caught up."""
+        c = self.new_client()
+        n = self.MAX_QUEUE // 2 + 2
+        await call(self.make_changes, c, n)
+        r = await self.connect(c.user, since=0)
+        await self.hello(r, c.user, n)
+        await r.wait(lambda ms: len(ms) >= 2, 15, "resync")
+        self.assertEqual(r.msgs[1].get("type"), "resync", short(r.msgs))
+        await self.quiet(r)
+        self.assertIsNone(r.closed, f"the session stays open: {r.closed}")
+        near = await self.connect(c.user, since=n - self.MAX_QUEUE // 2)
+        await self.hello(near, c.user, n)
+        await near.wait(lambda ms: any(m.get("type") == "synced" for m in ms), 20, "synced")
+        self.assertEqual(len(near.changes()), self.MAX_QUEUE // 2, short(near.msgs))
+        self.assertIsNone(near.closed)
+
+    @async_test
     async def test_a_slow_reader_is_cut_off(self):
         """(7) A session that does not read while large changes stream in
         is closed with 1008 'send queue limit exceeded' (counted in
