@@ -82,46 +82,97 @@ done
 [ "$delete_cluster" = 0 ] || [ "$mode" = down ] || die "--delete-cluster goes with --down"
 
 # --- the backing services ------------------------------------------------------
+# Their manifests, from the pieces below (one replica each, every object
+# labelled app.kubernetes.io/name: APP, part-of: todoevents-local).
+
+manifest_labels() { printf '{app.kubernetes.io/name: %s, app.kubernetes.io/part-of: todoevents-local}' "$1"; }
+
+# manifest_service [--headless] NAME APP PORT...: a Service selecting APP's
+# pods; each PORT is name:number (the same number on the pod).
+manifest_service() {
+  local headless=0 name app p
+  if [ "$1" = --headless ]; then headless=1; shift; fi
+  name=$1 app=$2; shift 2
+  cat <<EOF
+apiVersion: v1
+kind: Service
+metadata:
+  name: $name
+  labels: $(manifest_labels "$app")
+spec:
+EOF
+  [ "$headless" = 0 ] || printf '  clusterIP: None\n  publishNotReadyAddresses: true\n'
+  printf '  selector: {app.kubernetes.io/name: %s}\n  ports:\n' "$app"
+  for p in "$@"; do
+    printf '    - {name: %s, port: %s, targetPort: %s}\n' "${p%%:*}" "${p#*:}" "${p#*:}"
+  done
+}
+
+# manifest_workload KIND NAME APP IMAGE [POD_SPEC_LINE]: a Deployment or a
+# StatefulSet (serviceName NAME) of one pod running one container, APP, up
+# to its imagePullPolicy; the caller prints the rest of the container.
+manifest_workload() {
+  local kind=$1 name=$2 app=$3 image=$4 pod_line=${5:-}
+  cat <<EOF
+apiVersion: apps/v1
+kind: $kind
+metadata:
+  name: $name
+  labels: $(manifest_labels "$app")
+spec:
+EOF
+  [ "$kind" != StatefulSet ] || printf '  serviceName: %s\n' "$name"
+  cat <<EOF
+  replicas: 1
+  selector:
+    matchLabels: {app.kubernetes.io/name: $app}
+  template:
+    metadata:
+      labels: $(manifest_labels "$app")
+    spec:
+      enableServiceLinks: false
+EOF
+  [ -z "$pod_line" ] || printf '      %s\n' "$pod_line"
+  cat <<EOF
+      containers:
+        - name: $app
+          image: $image
+          imagePullPolicy: IfNotPresent
+EOF
+}
+
+# manifest_resources CPU MEMORY MEMORY_LIMIT: the container's requests and limit.
+manifest_resources() {
+  printf '          resources:\n            requests: {cpu: %s, memory: %s}\n            limits: {memory: %s}\n' "$@"
+}
+
+# manifest_data_volume MOUNT_PATH SIZE: a StatefulSet's volume "data" of SIZE,
+# mounted at MOUNT_PATH (ends the container and the StatefulSet).
+manifest_data_volume() {
+  cat <<EOF
+          volumeMounts:
+            - {name: data, mountPath: $1}
+  volumeClaimTemplates:
+    - metadata:
+        name: data
+      spec:
+        accessModes: [ReadWriteOnce]
+        resources:
+          requests: {storage: $2}
+EOF
+}
+
 # Kafka: a headless Service "kafka" (kafka.todo.svc.cluster.local resolves to
 # the broker's pod, which advertises its own stable name, so a client never
 # goes through a ClusterIP hairpin). enableServiceLinks: false, or the
 # injected KAFKA_PORT/KAFKA_SERVICE_* variables would reach the image's
 # KAFKA_* -> server.properties translation.
 backing_manifests() {
+  manifest_service --headless kafka kafka client:9092 controller:9093
+  echo ---
+  manifest_workload StatefulSet kafka kafka "$KAFKA_IMAGE" \
+    'securityContext: {runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000}'
   cat <<EOF
-apiVersion: v1
-kind: Service
-metadata:
-  name: kafka
-  labels: {app.kubernetes.io/name: kafka, app.kubernetes.io/part-of: todoevents-local}
-spec:
-  clusterIP: None
-  publishNotReadyAddresses: true
-  selector: {app.kubernetes.io/name: kafka}
-  ports:
-    - {name: client, port: 9092, targetPort: 9092}
-    - {name: controller, port: 9093, targetPort: 9093}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: kafka
-  labels: {app.kubernetes.io/name: kafka, app.kubernetes.io/part-of: todoevents-local}
-spec:
-  serviceName: kafka
-  replicas: 1
-  selector:
-    matchLabels: {app.kubernetes.io/name: kafka}
-  template:
-    metadata:
-      labels: {app.kubernetes.io/name: kafka, app.kubernetes.io/part-of: todoevents-local}
-    spec:
-      enableServiceLinks: false
-      securityContext: {runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000}
-      containers:
-        - name: kafka
-          image: ${KAFKA_IMAGE}
-          imagePullPolicy: IfNotPresent
           ports:
             - {name: client, containerPort: 9092}
             - {name: controller, containerPort: 9093}
@@ -151,49 +202,16 @@ spec:
             tcpSocket: {port: 9093}
             initialDelaySeconds: 60
             periodSeconds: 20
-          resources:
-            requests: {cpu: 250m, memory: 768Mi}
-            limits: {memory: 1280Mi}
-          volumeMounts:
-            - {name: data, mountPath: /var/lib/kafka/data}
-  volumeClaimTemplates:
-    - metadata:
-        name: data
-      spec:
-        accessModes: [ReadWriteOnce]
-        resources:
-          requests: {storage: 2Gi}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: redis-master
-  labels: {app.kubernetes.io/name: redis, app.kubernetes.io/part-of: todoevents-local}
-spec:
-  selector: {app.kubernetes.io/name: redis}
-  ports:
-    - {name: redis, port: 6379, targetPort: 6379}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: redis-master
-  labels: {app.kubernetes.io/name: redis, app.kubernetes.io/part-of: todoevents-local}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app.kubernetes.io/name: redis}
-  template:
-    metadata:
-      labels: {app.kubernetes.io/name: redis, app.kubernetes.io/part-of: todoevents-local}
-    spec:
-      enableServiceLinks: false
-      containers:
-        - name: redis
-          image: ${REDIS_IMAGE}
-          imagePullPolicy: IfNotPresent
-          # Kubernetes expands \$(REDIS_PASSWORD) from the env below (no shell).
-          args: ["--requirepass", "\$(REDIS_PASSWORD)", "--save", "", "--appendonly", "no"]
+EOF
+  manifest_resources 250m 768Mi 1280Mi
+  manifest_data_volume /var/lib/kafka/data 2Gi
+  echo ---
+  manifest_service redis-master redis redis:6379
+  echo ---
+  manifest_workload Deployment redis-master redis "$REDIS_IMAGE"
+  cat <<'EOF'
+          # Kubernetes expands $(REDIS_PASSWORD) from the env below (no shell).
+          args: ["--requirepass", "$(REDIS_PASSWORD)", "--save", "", "--appendonly", "no"]
           env:
             - name: REDIS_PASSWORD
               valueFrom:
@@ -203,39 +221,13 @@ spec:
           readinessProbe:
             tcpSocket: {port: 6379}
             periodSeconds: 5
-          resources:
-            requests: {cpu: 50m, memory: 64Mi}
-            limits: {memory: 256Mi}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: postgresql
-  labels: {app.kubernetes.io/name: postgresql, app.kubernetes.io/part-of: todoevents-local}
-spec:
-  selector: {app.kubernetes.io/name: postgresql}
-  ports:
-    - {name: postgresql, port: 5432, targetPort: 5432}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata:
-  name: postgresql
-  labels: {app.kubernetes.io/name: postgresql, app.kubernetes.io/part-of: todoevents-local}
-spec:
-  serviceName: postgresql
-  replicas: 1
-  selector:
-    matchLabels: {app.kubernetes.io/name: postgresql}
-  template:
-    metadata:
-      labels: {app.kubernetes.io/name: postgresql, app.kubernetes.io/part-of: todoevents-local}
-    spec:
-      enableServiceLinks: false
-      containers:
-        - name: postgresql
-          image: ${POSTGRES_IMAGE}
-          imagePullPolicy: IfNotPresent
+EOF
+  manifest_resources 50m 64Mi 256Mi
+  echo ---
+  manifest_service postgresql postgresql postgresql:5432
+  echo ---
+  manifest_workload StatefulSet postgresql postgresql "$POSTGRES_IMAGE"
+  cat <<'EOF'
           env:
             - {name: POSTGRES_USER, value: todo}
             - {name: POSTGRES_DB, value: todo}
@@ -249,58 +241,22 @@ spec:
             exec:
               command: ["pg_isready", "-h", "127.0.0.1", "-U", "todo", "-d", "todo"]
             periodSeconds: 5
-          resources:
-            requests: {cpu: 100m, memory: 128Mi}
-            limits: {memory: 512Mi}
-          volumeMounts:
-            - {name: data, mountPath: /var/lib/postgresql/data}
-  volumeClaimTemplates:
-    - metadata:
-        name: data
-      spec:
-        accessModes: [ReadWriteOnce]
-        resources:
-          requests: {storage: 1Gi}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: mailpit
-  labels: {app.kubernetes.io/name: mailpit, app.kubernetes.io/part-of: todoevents-local}
-spec:
-  selector: {app.kubernetes.io/name: mailpit}
-  ports:
-    - {name: smtp, port: 1025, targetPort: 1025}
-    - {name: http, port: 8025, targetPort: 8025}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: mailpit
-  labels: {app.kubernetes.io/name: mailpit, app.kubernetes.io/part-of: todoevents-local}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {app.kubernetes.io/name: mailpit}
-  template:
-    metadata:
-      labels: {app.kubernetes.io/name: mailpit, app.kubernetes.io/part-of: todoevents-local}
-    spec:
-      enableServiceLinks: false
-      containers:
-        - name: mailpit
-          image: ${MAILPIT_IMAGE}
-          imagePullPolicy: IfNotPresent
+EOF
+  manifest_resources 100m 128Mi 512Mi
+  manifest_data_volume /var/lib/postgresql/data 1Gi
+  echo ---
+  manifest_service mailpit mailpit smtp:1025 http:8025
+  echo ---
+  manifest_workload Deployment mailpit mailpit "$MAILPIT_IMAGE"
+  cat <<'EOF'
           ports:
             - {name: smtp, containerPort: 1025}
             - {name: http, containerPort: 8025}
           readinessProbe:
             tcpSocket: {port: 1025}
             periodSeconds: 5
-          resources:
-            requests: {cpu: 10m, memory: 32Mi}
-            limits: {memory: 128Mi}
 EOF
+  manifest_resources 10m 32Mi 128Mi
 }
 
 if [ "$mode" = manifests ]; then

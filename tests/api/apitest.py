@@ -18,6 +18,7 @@ import functools
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import re
@@ -405,6 +406,31 @@ class OpenSSLKey:
 # ---- the daemon ----------------------------------------------------------------
 
 
+def wait_ready(proc, timeout, probe):
+    """True once probe() is (polled every 0.1 s; an OSError counts as not
+    yet), False when proc exits or timeout passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if probe():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def terminate(proc, timeout):
+    """SIGTERM to proc if it runs, SIGKILL when it has not exited within timeout."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Daemon:
     """One todo-api process: its own port and database, stderr kept in a file.
     env overrides the defaults; an override of None unsets the variable."""
@@ -480,15 +506,9 @@ class Daemon:
         raise RuntimeError(f"{self.program} ({self.label}) {state}; its log:\n{self.log_text()}")
 
     def _wait_healthy(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if http_request(self.port, "GET", "/healthz", timeout=2).status == 200:
-                    return self.proc.poll() is None
-            except OSError:
-                pass
-            time.sleep(0.1)
-        return False
+        def healthy():
+            return http_request(self.port, "GET", "/healthz", timeout=2).status == 200
+        return wait_ready(self.proc, timeout, healthy) and self.proc.poll() is None
 
     def client(self, user=None, token=None):
         """Client for user (token: an HS256 one minted for user by default)."""
@@ -881,6 +901,47 @@ def kafka_libs():
     return libs if libs and os.path.isdir(libs) else None
 
 
+def kafka_tool(libs, main_class):
+    """The start of a command line running main_class, one of Kafka's tools
+    (from the jars in libs, kafka_libs()), against the tests' broker: a JVM
+    quick to start, with the tools' log4j2 configuration."""
+    log4j = os.path.join(SOURCE_DIR, "infrastructure", "kafka", "tools-log4j2.properties")
+    return ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData",
+            f"-Dlog4j2.configurationFile={log4j}", "-cp", os.path.join(libs, "*"), main_class,
+            "--bootstrap-server", services()["TE_KAFKA_BROKERS"]]
+
+
+def murmur2(data):
+    """Kafka's murmur2 (the Java client's and librdkafka's murmur2_random
+    partitioner, which the project's producers use)."""
+    m, length = 0x5bd1e995, len(data)
+    h = (0x9747b28c ^ length) & 0xffffffff
+    for i in range(length // 4):
+        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
+        k = (k * m) & 0xffffffff
+        k ^= k >> 24
+        k = (k * m) & 0xffffffff
+        h = ((h * m) & 0xffffffff) ^ k
+    rem, idx = length % 4, length & ~3
+    if rem == 3:
+        h ^= data[idx + 2] << 16
+    if rem >= 2:
+        h ^= data[idx + 1] << 8
+    if rem >= 1:
+        h ^= data[idx]
+        h = (h * m) & 0xffffffff
+    h ^= h >> 13
+    h = (h * m) & 0xffffffff
+    h ^= h >> 15
+    return h
+
+
+def murmur2_partition(key, partitions):
+    """The partition of partitions that the project's producers (librdkafka's
+    murmur2_random) give key."""
+    return (murmur2(key.encode()) & 0x7fffffff) % partitions
+
+
 def kafka_console_produce(topic, records, timeout=60):
     """Writes raw records to topic with Kafka's ConsoleProducer (any bytes a
     CloudEvents-aware client would refuse to send).  records: (headers dict,
@@ -896,12 +957,9 @@ def kafka_console_produce(topic, records, timeout=60):
             if "\t" in part or "\n" in part:
                 raise ValueError(f"no tab or newline allowed: {part!r}")
         lines.append(f"{h}\t{key}\t{value}")
-    log4j = os.path.join(SOURCE_DIR, "infrastructure", "kafka", "tools-log4j2.properties")
-    cmd = ["java", f"-Dlog4j2.configurationFile={log4j}", "-cp", os.path.join(libs, "*"),
-           "org.apache.kafka.tools.ConsoleProducer",
-           "--bootstrap-server", services()["TE_KAFKA_BROKERS"], "--topic", topic,
-           "--producer-property", "acks=all",
-           "--property", "parse.key=true", "--property", "parse.headers=true"]
+    cmd = kafka_tool(libs, "org.apache.kafka.tools.ConsoleProducer") + [
+        "--topic", topic, "--producer-property", "acks=all",
+        "--property", "parse.key=true", "--property", "parse.headers=true"]
     r = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True,
                        timeout=timeout)
     if r.returncode != 0:
@@ -934,12 +992,8 @@ def kafka_groups_to_end(groups, topics, timeout=60):
     libs = kafka_libs()
     if libs is None:
         return False
-    log4j = os.path.join(SOURCE_DIR, "infrastructure", "kafka", "tools-log4j2.properties")
-    cmd = ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData",
-           f"-Dlog4j2.configurationFile={log4j}", "-cp", os.path.join(libs, "*"),
-           "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-           "--bootstrap-server", services()["TE_KAFKA_BROKERS"],
-           "--reset-offsets", "--to-latest", "--execute"]
+    cmd = kafka_tool(libs, "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand") + [
+        "--reset-offsets", "--to-latest", "--execute"]
     for g in groups:
         cmd += ["--group", g]
     for t in topics:
@@ -963,38 +1017,79 @@ def end_tails(topics, extra_groups=()):
     return {t: EventTail(t, from_beginning=not positioned, group=g) for t, g in groups.items()}
 
 
-class WebhookReceiver:
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """The request handler the tests' HTTP servers derive theirs from:
+    HTTP/1.1 (keep-alive), no request log, _read_body() for a body sent
+    with a Content-Length or chunked."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _read_body(self):
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+
+class RecordingServer:
+    """The base of the tests' recording HTTP servers: its handler (a
+    QuietHandler) appends each request to requests under cond (a
+    threading.Condition) and notifies it; _serve(handler) starts a threaded
+    server on 127.0.0.1 (a free port, self.port) in a daemon thread."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.requests = []
+
+    def _serve(self, handler):
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _wait(self, pred, done, timeout, describe):
+        """The requests satisfying pred once done(them) is true (waits up
+        to timeout); else an AssertionError "timed out after {timeout}s
+        waiting for " + describe(them)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                got = [r for r in self.requests if pred(r)]
+                if done(got):
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out after {timeout}s waiting for {describe(got)}")
+                self.cond.wait(min(left, 0.5))
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class WebhookReceiver(RecordingServer):
     """A threaded HTTP server on 127.0.0.1 (a free port) that records every
     request: {"t" (time.time() when the headers were read), "method",
     "path", "headers" (names lower-cased), "body" (bytes), "status" (the
     answer)}.  It answers 204, or the status set for a path (set_status)."""
 
     def __init__(self):
-        import http.server
+        super().__init__()
         receiver = self
-        self.cond = threading.Condition()
-        self.requests = []
         self.statuses = {}
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _read_body(self):
-                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                    body = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return body
-                        body += self.rfile.read(size)
-                        self.rfile.readline()
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
+        class Handler(QuietHandler):
             def _handle(self):
                 t = time.time()
                 body = self._read_body()
@@ -1015,11 +1110,7 @@ class WebhookReceiver:
 
             do_POST = do_PUT = do_GET = _handle
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self._serve(Handler)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -1035,22 +1126,10 @@ class WebhookReceiver:
 
     def wait(self, until, path=None, timeout=10, what="webhook requests"):
         """Waits until until(requests to path) is true; returns them."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                got = [r for r in self.requests if path is None or r["path"] == path]
-                if until(got):
-                    return got
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(
-                        f"timed out after {timeout}s waiting for {what} at {path or 'any path'};"
-                        f" got {len(got)}: {[(r['path'], r['headers'].get('webhook-id')) for r in got]}")
-                self.cond.wait(min(left, 0.5))
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        return self._wait(
+            lambda r: path is None or r["path"] == path, until, timeout,
+            lambda got: f"{what} at {path or 'any path'}; got {len(got)}: "
+                        f"{[(r['path'], r['headers'].get('webhook-id')) for r in got]}")
 
 
 def standard_webhook_signature(secret, msg_id, timestamp, body):
@@ -1091,17 +1170,13 @@ class SmtpServer:
                            f"{self.logfile.read().decode(errors='replace')[-2000:]}")
 
     def _wait_banner(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-                    if s.recv(512).startswith(b"220"):
-                        s.sendall(b"QUIT\r\n")
-                        return True
-            except OSError:
-                pass
-            time.sleep(0.1)
-        return False
+        def banner():
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                if s.recv(512).startswith(b"220"):
+                    s.sendall(b"QUIT\r\n")
+                    return True
+            return False
+        return wait_ready(self.proc, timeout, banner)
 
     @property
     def url(self):
@@ -1128,13 +1203,7 @@ class SmtpServer:
         return self.logfile.read().decode(errors="replace")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 5)
 
     def close(self):
         import shutil

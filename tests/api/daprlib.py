@@ -16,22 +16,19 @@
 
 import functools
 import hashlib
-import http.server
 import json
 import os
 import re
 import shutil
-import signal
 import socket
 import string
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.parse
 
 import apitest
-from apitest import SOURCE_DIR, free_port, http_request, log
+from apitest import SOURCE_DIR, free_port, http_request, log, terminate, wait_ready
 
 DAPR_DIR = os.path.join(SOURCE_DIR, "infrastructure", "dapr")
 LOCAL_COMPONENTS = os.path.join(DAPR_DIR, "local")
@@ -138,16 +135,8 @@ class Daprd:
         raise RuntimeError(f"daprd {self.label}: no free ports after 3 tries")
 
     def _wait(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if http_request(self.http_port, "GET", "/v1.0/healthz/outbound",
-                                timeout=2).status == 204:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.1)
-        return False
+        return wait_ready(self.proc, timeout, lambda: http_request(
+            self.http_port, "GET", "/v1.0/healthz/outbound", timeout=2).status == 204)
 
     @property
     def url(self):
@@ -171,13 +160,8 @@ class Daprd:
         return apitest.parse_metrics("\n".join(re.sub(r"\s+#.*$", "", ln) for ln in lines))
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            terminate(self.proc, 15)
 
     def log_size(self):
         return os.path.getsize(self.logfile.name)
@@ -196,7 +180,7 @@ class Daprd:
 # ---- a fake sidecar --------------------------------------------------------------
 
 
-class FakeSidecar:
+class FakeSidecar(apitest.RecordingServer):
     """The Dapr sidecar's HTTP API, faked on 127.0.0.1 (a free port), for
     the daemons' side of every exchange of docs/dapr.md.
 
@@ -208,7 +192,7 @@ class FakeSidecar:
     real sidecar would (4xx) and noted in problems — tests assert it stays
     empty.  token: when set, every request must carry dapr-api-token.
 
-    Answers (change them in a test, under lock):
+    Answers (change them in a test, under cond):
     - GET /v1.0/healthz/outbound, /v1.0/healthz: healthz (204);
     - POST /v1.0/publish/{pubsub}/{topic}: publish_status(req) (default 204);
     - GET /v1.0/secrets/{store}/{name}: secrets[store][name] as 200 JSON,
@@ -222,13 +206,12 @@ class FakeSidecar:
 
     def __init__(self, token=None, pubsubs=("kafka-pubsub",), stores=("statestore",),
                  secret_stores=("secretstore",), bindings=("smtp",)):
+        super().__init__()
         self.token = token
         self.pubsubs = set(pubsubs)
         self.stores = set(stores)
         self.secret_stores = set(secret_stores)
         self.bindings = set(bindings)
-        self.lock = threading.Condition()
-        self.requests = []
         self.problems = []
         self.healthz = 204
         self.publish_status = lambda req: 204
@@ -239,25 +222,7 @@ class FakeSidecar:
         self.etag_seq = 0
         fake = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _read_body(self):
-                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                    body = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return body
-                        body += self.rfile.read(size)
-                        self.rfile.readline()
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
+        class Handler(apitest.QuietHandler):
             def _handle(self):
                 body = self._read_body()
                 parts = urllib.parse.urlsplit(self.path)
@@ -271,11 +236,11 @@ class FakeSidecar:
                     req["json"] = json.loads(body) if body else None
                 except ValueError:
                     pass
-                with fake.lock:
+                with fake.cond:
                     status, headers, payload = fake._answer(req)
                     req["status"] = status
                     fake.requests.append(req)
-                    fake.lock.notify_all()
+                    fake.cond.notify_all()
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -288,17 +253,13 @@ class FakeSidecar:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = do_PATCH = _handle
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self._serve(Handler)
 
     @property
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
-    # -- answers (called with the lock held)
+    # -- answers (called with cond held)
 
     def problem(self, req, what):
         self.problems.append(f"{req['method']} {req['target']}: {what}")
@@ -470,7 +431,7 @@ class FakeSidecar:
     # -- looking at what the daemon did
 
     def received(self, pred=lambda r: True):
-        with self.lock:
+        with self.cond:
             return [r for r in self.requests if pred(r)]
 
     def published(self, topic=None):
@@ -478,23 +439,10 @@ class FakeSidecar:
 
     def wait(self, pred, timeout=15, what="requests", n=1):
         """The first n requests satisfying pred (waits up to timeout)."""
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while True:
-                got = [r for r in self.requests if pred(r)]
-                if len(got) >= n:
-                    return got
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    seen = [f"{r['method']} {r['target']} -> {r['status']}"
-                            for r in self.requests[-15:]]
-                    raise AssertionError(f"timed out after {timeout}s waiting for {what} at the "
-                                         f"fake sidecar; got {len(got)}; last requests: {seen}")
-                self.lock.wait(min(left, 0.5))
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        def describe(got):
+            seen = [f"{r['method']} {r['target']} -> {r['status']}" for r in self.requests[-15:]]
+            return f"{what} at the fake sidecar; got {len(got)}; last requests: {seen}"
+        return self._wait(pred, lambda got: len(got) >= n, timeout, describe)
 
 
 # ---- Redis, Kafka ------------------------------------------------------------------
@@ -568,17 +516,14 @@ def kafka_console_read(topic, partition, offset, timeout=60):
     libs = apitest.kafka_libs()
     if libs is None:
         return None
-    log4j = os.path.join(SOURCE_DIR, "infrastructure", "kafka", "tools-log4j2.properties")
     sep = "\u241e"  # never in our records
-    cmd = ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData",
-           f"-Dlog4j2.configurationFile={log4j}", "-cp", os.path.join(libs, "*"),
-           "org.apache.kafka.tools.consumer.ConsoleConsumer",
-           "--bootstrap-server", apitest.services()["TE_KAFKA_BROKERS"], "--topic", topic,
-           "--partition", str(partition), "--offset", str(offset), "--max-messages", "1",
-           "--timeout-ms", str(timeout * 1000),
-           "--property", "print.key=true", "--property", "print.headers=true",
-           "--property", f"key.separator={sep}", "--property", f"headers.separator=,",
-           "--property", "null.literal=NULL"]
+    cmd = apitest.kafka_tool(libs, "org.apache.kafka.tools.consumer.ConsoleConsumer") + [
+        "--topic", topic,
+        "--partition", str(partition), "--offset", str(offset), "--max-messages", "1",
+        "--timeout-ms", str(timeout * 1000),
+        "--property", "print.key=true", "--property", "print.headers=true",
+        "--property", f"key.separator={sep}", "--property", f"headers.separator=,",
+        "--property", "null.literal=NULL"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
     line = next((ln for ln in r.stdout.splitlines() if sep in ln), None)
     if line is None:

@@ -141,7 +141,7 @@ class FakeCase(apitest.ApiTestCase):
         cls.daemon.secret = cls.jwt
 
     def tearDown(self):
-        with self.fake.lock:
+        with self.fake.cond:
             problems, self.fake.problems[:] = list(self.fake.problems), []
         self.assertEqual(problems, [], "requests the Dapr API reference does not allow")
 
@@ -223,7 +223,7 @@ class ApiPublish(FakeCase):
     def test_d_publish_refused_is_retried(self):
         c = self.new_client()
         refuse = {"on": True}
-        with self.fake.lock:
+        with self.fake.cond:
             previous = self.fake.publish_status
             self.fake.publish_status = (lambda r: 500 if refuse["on"] and r.get("key") == c.user
                                         else previous(r))
@@ -236,12 +236,12 @@ class ApiPublish(FakeCase):
             self.assertGreater(self.outbox_count(c.user), 0, "rows kept while the sidecar says 500")
             self.assertEqual(self.publishes(c.user, accepted=True), [])
             refused = self.publishes(c.user, accepted=False)
-            with self.fake.lock:
+            with self.fake.cond:
                 refuse["on"] = False
             wait_until(lambda: self.outbox_count(c.user) == 0, 30,
                        "the outbox emptied once the sidecar answers 204")
         finally:
-            with self.fake.lock:
+            with self.fake.cond:
                 self.fake.publish_status = previous
         ok = self.publishes(c.user, accepted=True)
         created = [r["json"] for r in ok if r["json"]["type"] == TASK + "created"]
@@ -300,7 +300,7 @@ class ApiPublish(FakeCase):
         r3 = c.post("/api/tasks", {"title": "something else"}, headers={"Idempotency-Key": key})
         self.assert_problem(r3, 422, "idempotency-key-reused")
         # A marker of a request in progress (same fingerprint): 409 + Retry-After.
-        with self.fake.lock:
+        with self.fake.cond:
             self.fake.state[("statestore", state_key)]["value"] = {"st": "p", "fp": m["value"]["fp"]}
         r4 = c.post("/api/tasks", {"title": "idempotent"}, headers={"Idempotency-Key": key})
         self.assert_problem(r4, 409, "conflict")
@@ -332,13 +332,13 @@ class ApiPublish(FakeCase):
     def test_g_state_store_down_fails_open(self):
         c = self.new_client()
         key = "down-" + uuid.uuid4().hex
-        with self.fake.lock:
+        with self.fake.cond:
             self.fake.state_status = 500
         try:
             r1 = c.post("/api/tasks", {"title": "open"}, headers={"Idempotency-Key": key})
             r2 = c.post("/api/tasks", {"title": "open"}, headers={"Idempotency-Key": key})
         finally:
-            with self.fake.lock:
+            with self.fake.cond:
                 self.fake.state_status = None
         self.assertEqual((r1.status, r2.status), (201, 201), (r1, r2))
         self.assertNotEqual(r1.json["id"], r2.json["id"], "the key is not enforced (fail open)")
@@ -413,7 +413,7 @@ class ApiStartup(unittest.TestCase):
 
         def later():
             time.sleep(1.5)
-            with self.fake.lock:
+            with self.fake.cond:
                 self.fake.healthz = 204
         threading.Thread(target=later, daemon=True).start()
         d.start(timeout=20)
@@ -516,7 +516,7 @@ class WorkerRoutes(FakeCase):
 
     def test_e_dead_letter_refused_means_retry(self):
         marker = "refused dlq " + uuid.uuid4().hex
-        with self.fake.lock:
+        with self.fake.cond:
             previous = self.fake.publish_status
             self.fake.publish_status = lambda x: 500 if x.get("topic") == "notification.dlq" \
                 else previous(x)
@@ -525,7 +525,7 @@ class WorkerRoutes(FakeCase):
             self.assertEqual(status_of(r), "RETRY",
                              f"the dead-letter publish failed: the event must come again: {r}")
         finally:
-            with self.fake.lock:
+            with self.fake.cond:
                 self.fake.publish_status = previous
         r = deliver(self.worker.port, "task.events", json.dumps({"note": marker}))
         self.assertEqual(status_of(r), "SUCCESS", r)
@@ -669,7 +669,7 @@ class ReminderRoutes(FakeCase):
 
     def test_e_binding_failure_retried_then_dead_lettered(self):
         c, addr = self.email_user()
-        with self.fake.lock:
+        with self.fake.cond:
             previous = self.fake.binding_status
             self.fake.binding_status = lambda r: 500 if (r["json"].get("metadata") or {}) \
                 .get("emailTo") == addr else previous(r)
@@ -681,7 +681,7 @@ class ReminderRoutes(FakeCase):
             got = self.fake.wait(lambda r: r.get("topic") == "notification.dlq" and
                                  rid in json.dumps(r["json"]), what="the dead letter", timeout=20)
         finally:
-            with self.fake.lock:
+            with self.fake.cond:
                 self.fake.binding_status = previous
         d = event_data(got[0]["json"])
         self.assertEqual(d.get("attempt_count"), 3, d)
@@ -872,7 +872,7 @@ class RealDapr(apitest.ApiTestCase):
         p = parts.pop()
         fnv = daprlib.sarama_partition(c.user, 12)
         log(f"user {c.user}: partition {p} (sarama FNV-1a: {fnv}; librdkafka murmur2 would "
-            f"give {murmur2_partition(c.user, 12)})")
+            f"give {apitest.murmur2_partition(c.user, 12)})")
         self.assertEqual(p, fnv, "Dapr's Kafka component partitions by FNV-1a of the key")
         read = daprlib.kafka_console_read("task.events", p, recs[0]["offset"])
         if read is None:
@@ -964,24 +964,27 @@ class RealDapr(apitest.ApiTestCase):
         self.assertEqual(self.worker.request("GET", "/readyz").status, 200,
                          "todo-worker runs on the PostgreSQL URL read from the secret store")
 
-    def test_e_reminder_email_through_the_binding(self):
+    def reminder_email(self, title, seconds):
+        """A new user with email reminders, a task titled title reminding in
+        seconds, and the email it gets: (client, task, message, body)."""
         c = self.new_client()
         addr = f"rcpt-{uuid.uuid4().hex[:10]}@example.test"
         self.assert_status(c.put(SETTINGS, {"channels": ["email"], "email": addr}), 200)
-        title = f"Zahnärztin {uuid.uuid4().hex[:6]}"
-        at = apitest.rfc3339(apitest.utc_now() + apitest.dt.timedelta(seconds=2))
+        at = apitest.rfc3339(apitest.utc_now() + apitest.dt.timedelta(seconds=seconds))
         t = self.create_task(c, title=title, reminders=[{"at": at}])
-
-        def mine():
-            return [m for m in self.smtp.messages() if addr in (m.get("To") or "")]
-        msgs = wait_until(mine, 30, f"an email to {addr} (scheduler -> daprd -> Kafka reminder.due "
-                                    f"-> daprd -> todo-reminder -> SMTP binding -> aiosmtpd)",
+        msgs = wait_until(lambda: [m for m in self.smtp.messages() if addr in (m.get("To") or "")],
+                          30, f"an email to {addr} (scheduler -> daprd -> Kafka reminder.due "
+                              f"-> daprd -> todo-reminder -> SMTP binding -> aiosmtpd)",
                           interval=0.2)
         m = msgs[0]
+        return c, t, m, m.get_payload(decode=True).decode(m.get_content_charset() or "utf-8")
+
+    def test_e_reminder_email_through_the_binding(self):
+        title = f"Zahnärztin {uuid.uuid4().hex[:6]}"
+        c, t, m, body = self.reminder_email(title, 2)
         self.assertIn(self.SMTP_FROM, m.get("From") or "")
         subject = str(email.header.make_header(email.header.decode_header(m.get("Subject") or "")))
         self.assertEqual(re.sub(r"\s+", " ", subject), "Reminder: " + title)
-        body = m.get_payload(decode=True).decode(m.get_content_charset() or "utf-8")
         self.assertIn(title, html.unescape(body))
         rid = t["reminders"][0]["id"]
         x = wait_until(lambda: next((x for x in c.get(f"/api/tasks/{t['id']}/reminders").json["items"]
@@ -990,16 +993,8 @@ class RealDapr(apitest.ApiTestCase):
         self.assertTrue(x)
 
     def test_f_email_text_survives_html(self):
-        c = self.new_client()
-        addr = f"rcpt-{uuid.uuid4().hex[:10]}@example.test"
-        self.assert_status(c.put(SETTINGS, {"channels": ["email"], "email": addr}), 200)
         title = f"Pay <b>rent</b> & co {uuid.uuid4().hex[:6]}"
-        at = apitest.rfc3339(apitest.utc_now() + apitest.dt.timedelta(seconds=1))
-        self.create_task(c, title=title, reminders=[{"at": at}])
-        msgs = wait_until(lambda: [m for m in self.smtp.messages() if addr in (m.get("To") or "")],
-                          30, f"an email to {addr}", interval=0.2)
-        m = msgs[0]
-        body = m.get_payload(decode=True).decode(m.get_content_charset() or "utf-8")
+        _, _, m, body = self.reminder_email(title, 1)
         log(f"SMTP binding email: {m.get_content_type()}: {body!r}")
         if m.get_content_type() == "text/html":
             self.assertNotIn("<b>", body, "a title's markup reaches the HTML body unescaped")
@@ -1041,28 +1036,20 @@ class RealDapr(apitest.ApiTestCase):
         self.assertEqual((msg.get("data") or {}).get("task_id"), t["id"], msg)
 
 
-class FakeApp:
+class FakeApp(apitest.RecordingServer):
     """An app behind a real daprd, in http.server: answers /dapr/subscribe
     with subscriptions, each delivery with answers[route] (a list consumed
     in order, then {"status": "SUCCESS"}), and records every request."""
 
     def __init__(self, subscriptions):
-        import http.server
-        import threading
+        super().__init__()
         app = self
         self.subscriptions = subscriptions
         self.answers = {}
-        self.requests = []
-        self.cond = threading.Condition()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(apitest.QuietHandler):
             def _handle(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self._read_body()
                 req = {"t": time.time(), "method": self.command, "path": self.path,
                        "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
                 with app.cond:
@@ -1083,27 +1070,12 @@ class FakeApp:
 
             do_GET = do_POST = do_OPTIONS = do_PUT = _handle
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._serve(Handler)
 
     def wait(self, pred, n=1, timeout=30, what="requests"):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                got = [r for r in self.requests if pred(r)]
-                if len(got) >= n:
-                    return got
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"timed out after {timeout}s waiting for {n} {what}; got "
-                                         f"{len(got)}: {[(r['method'], r['path']) for r in self.requests[-10:]]}")
-                self.cond.wait(min(left, 0.5))
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        return self._wait(pred, lambda got: len(got) >= n, timeout,
+                          lambda got: f"{n} {what}; got {len(got)}: "
+                                      f"{[(r['method'], r['path']) for r in self.requests[-10:]]}")
 
 
 class RealDaprContract(unittest.TestCase):
@@ -1306,30 +1278,6 @@ class RealDaprContract(unittest.TestCase):
 def as_delivered_like(body):
     """body (a parsed delivery) encoded as Go's encoding/json would."""
     return go_json(body).encode()
-
-
-def murmur2_partition(key, n):
-    data = key.encode()
-    m, length = 0x5bd1e995, len(data)
-    h = (0x9747b28c ^ length) & 0xffffffff
-    for i in range(length // 4):
-        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
-        k = (k * m) & 0xffffffff
-        k ^= k >> 24
-        k = (k * m) & 0xffffffff
-        h = ((h * m) & 0xffffffff) ^ k
-    rem, idx = length % 4, length & ~3
-    if rem == 3:
-        h ^= data[idx + 2] << 16
-    if rem >= 2:
-        h ^= data[idx + 1] << 8
-    if rem >= 1:
-        h ^= data[idx]
-        h = (h * m) & 0xffffffff
-    h ^= h >> 13
-    h = (h * m) & 0xffffffff
-    h ^= h >> 15
-    return (h & 0x7fffffff) % n
 
 
 if __name__ == "__main__":

@@ -114,35 +114,6 @@ TASK_PARTITIONS = 12  # task.events (docs/kafka.md "Topics"); sync.events and ac
 LIVE_TOPICS = ("task.events", "sync.events", "activity.log")
 
 
-def murmur2(data):
-    """Kafka's murmur2 (the Java client's and librdkafka's murmur2_random
-    partitioner, which the project's producers use)."""
-    m, length = 0x5bd1e995, len(data)
-    h = (0x9747b28c ^ length) & 0xffffffff
-    for i in range(length // 4):
-        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
-        k = (k * m) & 0xffffffff
-        k ^= k >> 24
-        k = (k * m) & 0xffffffff
-        h = ((h * m) & 0xffffffff) ^ k
-    rem, idx = length % 4, length & ~3
-    if rem == 3:
-        h ^= data[idx + 2] << 16
-    if rem >= 2:
-        h ^= data[idx + 1] << 8
-    if rem >= 1:
-        h ^= data[idx]
-        h = (h * m) & 0xffffffff
-    h ^= h >> 13
-    h = (h * m) & 0xffffffff
-    h ^= h >> 15
-    return h
-
-
-def kafka_partition(key, partitions=TASK_PARTITIONS):
-    return (murmur2(key.encode()) & 0x7fffffff) % partitions
-
-
 def recorded_by(db, user, records):
     """The activity.log records of user that this database's worker wrote
     (other workers — another test's, a developer's — consume task.events too
@@ -202,7 +173,7 @@ class WorkerCase(apitest.ApiTestCase):
             if len(probes) == TASK_PARTITIONS:
                 break
             user = f"{prefix}-{i}"
-            p = kafka_partition(user)
+            p = apitest.murmur2_partition(user, TASK_PARTITIONS)
             if p not in probes:
                 probes[p] = (cls.daemon.client(user), None)
         probes = {p: (c, create(c)["id"]) for p, (c, _) in probes.items()}

@@ -50,6 +50,8 @@ try:
 except ImportError:
     sys.exit("dapr_components: PyYAML is missing (Debian package python3-yaml)")
 
+from deploycheck import fail, failures  # tests/deploy: this script's folder
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = (sys.argv[1] if len(sys.argv) > 1 else None) or os.environ.get("TE_SOURCE_DIR") \
     or os.path.dirname(os.path.dirname(HERE))
@@ -97,14 +99,6 @@ KNOWN_METADATA = {
     "secretstores.kubernetes": {"defaultNamespace", "kubeconfigPath"},
     "secretstores.local.file": {"secretsFile", "nestedSeparator", "multiValued"},
 }
-
-failures = []
-
-
-def fail(msg):
-    failures.append(msg)
-    print(f"FAIL: {msg}")
-
 
 def rel(path):
     return os.path.relpath(path, SOURCE_DIR)

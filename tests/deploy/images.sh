@@ -54,26 +54,16 @@ te_packages=$(bash -c '. "$1/scripts/lib.sh" && printf "%s\n" "${TE_PACKAGES[@]}
 work=$(mktemp -d "${TMPDIR:-/tmp}/te-images.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-TE_PACKAGES_LIST="$te_packages" python3 - "$build" "$src" "$work" <<'PY'
+# deploycheck.py (ok, fail, check, finish) from this script's folder.
+here=$(cd "$(dirname "$0")" && pwd)
+TE_PACKAGES_LIST="$te_packages" PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" \
+  python3 - "$build" "$src" "$work" <<'PY'
 import os, re, shlex, shutil, subprocess, sys
+
+from deploycheck import check, fail, finish, ok
 
 build, src, work = sys.argv[1:4]
 dockerfile = os.path.join(src, "infrastructure/docker/Dockerfile")
-failures = []
-
-
-def ok(msg):
-    print("ok:   " + msg)
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL: " + msg)
-
-
-def check(cond, msg):
-    (ok if cond else fail)(msg)
-    return cond
 
 
 def run(cmd, **kw):
@@ -345,8 +335,7 @@ staging = os.path.join(work, "staging")
 r = run(["sh", os.path.join(ctx, "infrastructure/docker/build.sh"), ctx, os.path.join(work, "build"), staging])
 if not check(r.returncode == 0, "the builder's build (build.sh) succeeds on the build context"):
     print(r.stdout[-4000:], r.stderr[-4000:])
-    print("%d check(s) failed" % len(failures))
-    sys.exit(1)
+    finish("images")
 prefix = os.path.join(staging, "usr/local")
 for p in programs:
     check(os.access(os.path.join(prefix, "bin", p), os.X_OK), "staged /usr/local/bin/%s" % p)
@@ -439,8 +428,5 @@ if problems == 0:
     ok("every shared library of %d binaries comes from the runtime stage's packages (%s)"
        % (len(binaries), ", ".join(sorted({p for p in lib_pkg.values() if p in runtime_pkgs}))))
 
-if failures:
-    print("%d check(s) failed" % len(failures))
-    sys.exit(1)
-print("images: all checks passed")
+finish("images")
 PY

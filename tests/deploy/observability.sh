@@ -41,26 +41,15 @@ else
   echo "skip: promtool not installed (the rules are checked below without it)"
 fi
 
-python3 - "$src" <<'PY'
+# deploycheck.py (ok, fail, check, finish) from this script's folder.
+here=$(cd "$(dirname "$0")" && pwd)
+PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" python3 - "$src" <<'PY'
 import json, os, re, sys
 import yaml
 
+from deploycheck import check, fail, finish, ok
+
 src = sys.argv[1]
-failures = []
-
-
-def ok(msg):
-    print("ok:   " + msg)
-
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL: " + msg)
-
-
-def check(cond, msg):
-    (ok if cond else fail)(msg)
-    return bool(cond)
 
 
 # --- the registry, from the sources --------------------------------------------
@@ -172,13 +161,31 @@ def check_expr(where, expr, legend=None):
     return bad
 
 
+def load(path, parse):
+    """parse(the open file path), or {} when it does not parse (a failure)."""
+    try:
+        with open(path) as f:
+            return parse(f)
+    except Exception as e:  # noqa: BLE001
+        fail("%s does not parse: %s" % (path, e))
+        return {}
+
+
+def required_present(required, found, absent, text_of):
+    """(name, item, needles, missing) for each name of required (name ->
+    needles) that found has, missing the needles text_of(item) lacks; a
+    failure, absent % name, for each it has not."""
+    for name, needles in required.items():
+        item = found.get(name)
+        if not item:
+            fail(absent % name)
+            continue
+        text = text_of(item)
+        yield name, item, needles, [n for n in needles if n not in text]
+
+
 # --- the dashboard ------------------------------------------------------------------
-dpath = os.path.join(src, "infrastructure/grafana/todoevents-dashboard.json")
-try:
-    dash = json.load(open(dpath))
-except Exception as e:  # noqa: BLE001
-    fail("%s does not parse: %s" % (dpath, e))
-    dash = {}
+dash = load(os.path.join(src, "infrastructure/grafana/todoevents-dashboard.json"), json.load)
 check(dash.get("schemaVersion") == 39, "dashboard schemaVersion 39 (%s)" % dash.get("schemaVersion"))
 tvars = (dash.get("templating") or {}).get("list") or []
 ds_var = [v for v in tvars if v.get("name") == "DS_PROMETHEUS" and v.get("type") == "datasource"
@@ -268,22 +275,13 @@ REQUIRED_PANELS = {
     "Sync messages/s by type": ["te_sync_messages_sent_total"],
     "Sync fan-out p99": ["histogram_quantile(0.99", "te_sync_fanout_seconds_bucket"],
 }
-for title, needles in REQUIRED_PANELS.items():
-    p = by_title.get(title)
-    if not p:
-        fail("dashboard has no panel %r" % title)
-        continue
-    text = " ".join(t.get("expr", "") for t in p.get("targets") or [])
-    missing = [n for n in needles if n not in text]
+for title, p, needles, missing in required_present(
+        REQUIRED_PANELS, by_title, "dashboard has no panel %r",
+        lambda p: " ".join(t.get("expr", "") for t in p.get("targets") or [])):
     check(not missing, "panel %r shows %s" % (title, ", ".join(needles)) + (" (missing: %s)" % ", ".join(missing) if missing else ""))
 
 # --- the alerts ---------------------------------------------------------------------
-apath = os.path.join(src, "infrastructure/prometheus/alerts.yaml")
-try:
-    rules_doc = yaml.safe_load(open(apath))
-except Exception as e:  # noqa: BLE001
-    fail("%s does not parse: %s" % (apath, e))
-    rules_doc = {}
+rules_doc = load(os.path.join(src, "infrastructure/prometheus/alerts.yaml"), yaml.safe_load)
 groups = (rules_doc or {}).get("groups")
 check(isinstance(groups, list) and groups, "alerts.yaml has rule groups")
 alerts = {}
@@ -336,12 +334,8 @@ REQUIRED_ALERTS = {
     "TodoSyncNoConnections": ["te_sync_connections", "== 0"],
     "TodoDaemonDown": ["up{", "== 0"],
 }
-for name, needles in REQUIRED_ALERTS.items():
-    r = alerts.get(name)
-    if not r:
-        fail("alerts.yaml has no alert %s" % name)
-        continue
-    missing = [n for n in needles if n not in str(r.get("expr"))]
+for name, r, _, missing in required_present(
+        REQUIRED_ALERTS, alerts, "alerts.yaml has no alert %s", lambda r: str(r.get("expr"))):
     check(not missing, "alert %s (for %s, %s)" % (name, r.get("for"), r.get("labels", {}).get("severity"))
           + (" misses %s" % ", ".join(missing) if missing else ""))
 for name in ("TodoConsumerLagHigh", "TodoApiHighErrorRate"):
@@ -360,8 +354,5 @@ if os.path.exists(spath):
         fail("%s does not parse: %s" % (spath, e))
 
 ok("%d PromQL expressions checked against %d registered metrics" % (exprs, len(metrics)))
-if failures:
-    print("%d check(s) failed" % len(failures))
-    sys.exit(1)
-print("observability: all checks passed")
+finish("observability")
 PY
