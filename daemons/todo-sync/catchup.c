@@ -120,13 +120,38 @@ static int answer(sync_t *s, PGconn *pg, catchup_t *c, long long pruned) {
     for (int r = 0; c->msgs && r < n; r++)
         if ((c->msgs[c->nmsgs] = change_msg(res, r)) != NULL) c->nmsgs++;
     PQclear(res);
-    if ((long long)c->nmsgs != c->seq - c->since) { /* pruned meanwhile */
+    size_t bytes = 0;
+    for (size_t i = 0; i < c->nmsgs; i++) bytes += c->msgs[i]->len;
+    int pruned_meanwhile = (long long)c->nmsgs != c->seq - c->since;
+    /* queued at once: over half the byte limit would close the session
+     * (1008) on every reconnect instead of telling it to resync */
+    if (pruned_meanwhile || bytes > (size_t)s->max_queue_bytes / 2) {
         for (size_t i = 0; i < c->nmsgs; i++) msg_unref(c->msgs[i]);
         c->nmsgs = 0;
         c->resync = 1;
-        snprintf(c->reason, sizeof c->reason, "since is older than the retained change log");
+        snprintf(c->reason, sizeof c->reason, "%s",
+                 pruned_meanwhile ? "since is older than the retained change log"
+                                  : "the missed changes are larger than half the send queue");
     }
     return 0;
+}
+
+/* Hands answers to the service thread (one wakeup). */
+static void publish(sync_t *s, catchup_t *const *cs, size_t n) {
+    if (!n) return;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (s->done_tail) s->done_tail->next = cs[i];
+        else s->done_head = cs[i];
+        s->done_tail = cs[i];
+    }
+    pthread_mutex_unlock(&s->mu);
+    server_wake(s);
+}
+
+/* 1 when answering c needs the change log (a catch-up within limits). */
+static int needs_log(const sync_t *s, const catchup_t *c, long long pruned) {
+    return c->since >= 0 && c->since < c->seq && c->since >= pruned && c->seq - c->since <= s->max_catchup;
 }
 
 #define BATCH 512 /* requests answered together, at most */
@@ -165,24 +190,50 @@ void *catchup_main(void *arg) {
             atomic_store(&s->pg_ok, ok);
             continue;
         }
-        size_t failed_from = n; /* the requests from here on could not be answered */
-        if (!ok || read_seqs(pg, batch, pruned, n) != 0) failed_from = 0;
-        for (size_t i = 0; i < failed_from; i++)
-            if (answer(s, pg, batch[i], pruned[i]) != 0) failed_from = i;
-        atomic_store(&s->pg_ok, failed_from == n);
-        if (failed_from < n)
-            td_logf(TD_LOG_WARN, NULL, "catch-up for %s%s: %s", batch[failed_from]->user,
-                    n - failed_from > 1 ? " and others" : "", PQerrorMessage(pg));
-        for (size_t i = failed_from; i < n; i++) batch[i]->failed = 1;
-        /* the answers, in order, with one wakeup */
-        pthread_mutex_lock(&s->mu);
-        for (size_t i = 0; i < n; i++) {
-            if (s->done_tail) s->done_tail->next = batch[i];
-            else s->done_head = batch[i];
-            s->done_tail = batch[i];
+        /* one read of every user's sequence; a connection found broken is
+         * reset and the read tried once more */
+        int seqs_ok = ok && read_seqs(pg, batch, pruned, n) == 0;
+        if (!seqs_ok && PQstatus(pg) != CONNECTION_OK) {
+            PQreset(pg);
+            seqs_ok = PQstatus(pg) == CONNECTION_OK && read_seqs(pg, batch, pruned, n) == 0;
         }
-        pthread_mutex_unlock(&s->mu);
-        server_wake(s);
+        if (!seqs_ok) {
+            td_logf(TD_LOG_WARN, NULL, "hello for %s%s: %s", batch[0]->user, n > 1 ? " and others" : "",
+                    PQerrorMessage(pg));
+            for (size_t i = 0; i < n; i++) batch[i]->failed = 1;
+            atomic_store(&s->pg_ok, 0);
+            publish(s, batch, n);
+            continue;
+        }
+        /* the answers that need nothing more go out at once; each catch-up
+         * as soon as it is read; a failed one fails alone */
+        catchup_t *now[BATCH];
+        char need[BATCH]; /* decided before any is published (then freed by the server) */
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            need[i] = (char)needs_log(s, batch[i], pruned[i]);
+            if (!need[i]) {
+                answer(s, pg, batch[i], pruned[i]);
+                now[m++] = batch[i];
+            }
+        }
+        publish(s, now, m);
+        int all_ok = 1;
+        for (size_t i = 0; i < n; i++) {
+            if (!need[i]) continue;
+            int rc = answer(s, pg, batch[i], pruned[i]);
+            if (rc != 0 && PQstatus(pg) != CONNECTION_OK) {
+                PQreset(pg);
+                rc = PQstatus(pg) == CONNECTION_OK ? answer(s, pg, batch[i], pruned[i]) : -1;
+            }
+            if (rc != 0) {
+                td_logf(TD_LOG_WARN, NULL, "catch-up for %s: %s", batch[i]->user, PQerrorMessage(pg));
+                batch[i]->failed = 1;
+                all_ok = 0;
+            }
+            publish(s, &batch[i], 1);
+        }
+        atomic_store(&s->pg_ok, all_ok);
     }
     /* requests left at shutdown: the sessions are closing */
     pthread_mutex_lock(&s->mu);

@@ -71,8 +71,13 @@ int main(int argc, char **argv) {
      * full server closes new sessions (1013) instead of failing accept() */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        if (rl.rlim_cur < rl.rlim_max) {
-            rl.rlim_cur = rl.rlim_max;
+        /* the soft limit set to what the sessions need (up to the hard
+         * one): libwebsockets sizes its descriptor table by it (16 bytes a
+         * descriptor, zero-filled), and ignores limits over 10 M */
+        rlim_t want = (rlim_t)s.max_sessions + 1024;
+        if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max) want = rl.rlim_max;
+        if (rl.rlim_cur != want) {
+            rl.rlim_cur = want;
             setrlimit(RLIMIT_NOFILE, &rl);
             getrlimit(RLIMIT_NOFILE, &rl);
         }
@@ -83,8 +88,8 @@ int main(int argc, char **argv) {
             s.max_sessions = cap;
         }
     }
-    if (run.pong_s <= run.ping_s) {
-        td_logf(TD_LOG_ERROR, NULL, "TE_SYNC_PONG_TIMEOUT_S must be longer than TE_SYNC_PING_S");
+    if (run.pong_s < run.ping_s + 2) { /* pings go out from a 1 s sweep: up to 1 s late */
+        td_logf(TD_LOG_ERROR, NULL, "TE_SYNC_PONG_TIMEOUT_S must be at least TE_SYNC_PING_S + 2");
         bad = 1;
     }
     te_conf_t *conf = NULL;

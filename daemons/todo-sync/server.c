@@ -30,6 +30,7 @@ typedef struct session_s {
     char user[130];
     int state;
     unsigned gen;              /* the catch-up whose answer counts */
+    int hello_sent;            /* the hello has been queued (it is always the first message) */
     int gap_fill;              /* the catch-up in flight fills a gap (no synced message) */
     long long last_seq;        /* last change queued (S_READY) */
     msg_t **q;                 /* send queue (ring) */
@@ -227,6 +228,9 @@ static void request_catchup(session_t *s, long long since, int hello, int gap_fi
     c->session_id = s->id;
     snprintf(c->user, sizeof c->user, "%s", s->user);
     c->since = since;
+    /* a sync_request before the hello went out supersedes the first
+     * request: it carries the hello on */
+    if (!s->hello_sent) hello = 1;
     c->hello = hello | (int)(++s->gen << 1); /* bit 0: hello; the rest: the generation */
     s->state = S_WAITING;
     s->gap_fill = gap_fill;
@@ -280,6 +284,7 @@ static void catchup_done(catchup_t *c) {
         return;
     }
     if (c->hello & 1) {
+        s->hello_sent = 1;
         json_object *o = json_object_new_object();
         json_object_object_add(o, "type", json_object_new_string("hello"));
         json_object_object_add(o, "user_id", json_object_new_string(s->user));
