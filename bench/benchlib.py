@@ -87,15 +87,33 @@ def append(results, rec):
         f.write(json.dumps(rec) + "\n")
 
 
-def load_raw(path):
-    """The JSON lines of a results file by their "label" (the last wins)."""
+def load_raw(path, missing_ok=False):
+    """The JSON lines of a results file by their "label" (the last wins);
+    with missing_ok, {} for a file that is not there."""
     out = {}
+    if missing_ok and not os.path.exists(path):
+        return out
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.strip()
             if line.startswith("{"):
                 rec = json.loads(line)
                 out[rec["label"]] = rec
+    return out
+
+
+def read_tsv(path, fields):
+    """The tab-separated rows of path with at least fields columns ([] when
+    the file cannot be read)."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                p = line.rstrip("\n").split("\t")
+                if len(p) >= fields:
+                    out.append(p)
+    except OSError:
+        pass
     return out
 
 

@@ -44,7 +44,7 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchlib import (append, grab, hist_quantile, load_info, load_raw, percentile,  # noqa: E402
+from benchlib import (append, grab, hist_quantile, load_info, load_raw, percentile, read_tsv,  # noqa: E402
                       table_lines, write_summary)
 from benchlib import main as run_command  # noqa: E402
 
@@ -86,19 +86,6 @@ def counter_delta(before, after, name):
     """{labels: after - before} of a counter family (labels as in the file)."""
     b, a = metric_values(before, name), metric_values(after, name)
     return {k: int(v - b.get(k, 0.0)) for k, v in sorted(a.items()) if v - b.get(k, 0.0)}
-
-
-def read_tsv(path, fields):
-    out = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                p = line.rstrip("\n").split("\t")
-                if len(p) >= fields:
-                    out.append(p)
-    except OSError:
-        pass
-    return out
 
 
 def read_reminders(path, part=None):

@@ -26,7 +26,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchlib import append, hist_quantile, load_info, load_raw, percentile, table_lines, write_summary  # noqa: E402
+from benchlib import (append, hist_quantile, load_info, load_raw, percentile, read_tsv, table_lines,  # noqa: E402
+                      write_summary)
 from benchlib import main as run_command  # noqa: E402
 
 
@@ -155,19 +156,6 @@ def cmd_snap(out, sync_pid, api_pid, db, url, mark):
 
 
 # --- inputs ----------------------------------------------------------------------------
-
-def read_tsv(path, fields):
-    out = []
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                p = line.rstrip("\n").split("\t")
-                if len(p) >= fields:
-                    out.append(p)
-    except OSError:
-        pass
-    return out
-
 
 def load_snap(out, mark):
     try:
@@ -298,20 +286,6 @@ def backend_role(query):
 
 
 # --- results -----------------------------------------------------------------------------
-
-def load_jsonl(path):
-    out = {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if line.startswith("{"):
-                    rec = json.loads(line)
-                    out[rec["label"]] = rec
-    except OSError:
-        pass
-    return out
-
 
 def mem_result(out, sb):
     snaps = {m: load_snap(out, m) for m in ("start", "idle-small", "idle-large", "closed", "end")}
@@ -492,7 +466,7 @@ def idle_result(out, roles, n):
 
 
 def cmd_results(out, results):
-    sb = load_jsonl(os.path.join(out, "sbench.jsonl"))
+    sb = load_raw(os.path.join(out, "sbench.jsonl"), missing_ok=True)
     roles = sync_thread_roles(read_text(os.path.join(out, "threads-sync.txt")))
     m = mem_result(out, sb)
     if m:
