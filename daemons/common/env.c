@@ -69,6 +69,14 @@ static char *fail(int *err, char *errstr, size_t errstr_size, const char *var, c
     return NULL;
 }
 
+/* One trailing "\n" or "\r\n" of a secret's text is not part of it. */
+static void strip_newline(char *v, size_t len) {
+    if (len && v[len - 1] == '\n') {
+        v[--len] = '\0';
+        if (len && v[len - 1] == '\r') v[--len] = '\0';
+    }
+}
+
 static td_secret_resolver_t resolver;
 static void *resolver_arg;
 
@@ -86,11 +94,7 @@ static char *secret_from_store(const char *name, int *err, char *errstr, size_t 
     if (!ref) return NULL;
     char why[256] = "no secret store (TE_TRANSPORT=dapr is needed)";
     char *v = resolver ? resolver(ref, resolver_arg, why, sizeof why) : NULL;
-    if (v) { /* as for _FILE: one trailing newline is not part of it */
-        size_t n = strlen(v);
-        if (n && v[n - 1] == '\n') v[--n] = '\0';
-        if (n && v[n - 1] == '\r') v[--n] = '\0';
-    }
+    if (v) strip_newline(v, strlen(v)); /* as for _FILE */
     if (!v) {
         if (err) *err = 1;
         if (errstr && errstr_size) snprintf(errstr, errstr_size, "%s=%s: %s", var, ref, why);
@@ -169,11 +173,7 @@ char *td_env_secret_ex(const char *name, int *err, char *errstr, size_t errstr_s
                 fail(err, errstr, errstr_size, var, path, "contains a NUL byte");
                 break;
             }
-            if (len && buf[len - 1] == '\n') {
-                buf[--len] = '\0';
-                if (len && buf[len - 1] == '\r')
-                    buf[--len] = '\0';
-            }
+            strip_newline(buf, len);
             out = buf;
             buf = NULL;
             break;
